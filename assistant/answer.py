@@ -1,0 +1,102 @@
+"""The one result type every surface shows: :class:`Answer`.
+
+An ``Answer`` cannot exist without the safety notice: the validator refuses an empty notice and
+makes sure the text ends with it, whatever produced the text.
+
+>>> from assistant.answer import Answer, SAFETY_NOTICE
+>>> a = Answer(status="not_covered", text="The sources do not cover this.")
+>>> a.text.endswith(SAFETY_NOTICE) and a.safety_notice == SAFETY_NOTICE
+True
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SAFETY_NOTICE = (
+    "This is general information from the assistant's sources, not medical advice. "
+    "Please consult a physiotherapist or other qualified clinician before acting on it."
+)
+
+
+class Status(str, Enum):
+    """What kind of reply an :class:`Answer` is."""
+
+    answered = "answered"  # drawn from cited passages
+    not_covered = "not_covered"  # on topic, but the sources don't say
+    out_of_scope = "out_of_scope"  # not PHT / running rehab, or a decision for a clinician
+    urgent = "urgent"  # red-flag symptoms: seek care now, no rehab advice
+
+
+class Citation(BaseModel):
+    """One quoted passage; ``quote == source_text[start:end]`` of document version ``version``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    n: int = Field(ge=1, description="Marker number used in the text, [1] being the most relevant.")
+    source: str = Field(description="DOCID#SECTIONID, e.g. pht-podcast-qa#qa-2.")
+    title: str = Field(description="Document title, then the section title.")
+    quote: str = Field(min_length=1, description="The exact text quoted from the document.")
+    start: int = Field(ge=0, description="Character offset of the quote in the source file.")
+    end: int = Field(ge=0, description="Character offset just past the quote.")
+    score: float = Field(description="Relevance of the passage to the question, 0..1.")
+    version: str = Field(description="Hash of the document content the quote comes from.")
+
+    @model_validator(mode="after")
+    def _span_matches_quote(self) -> "Citation":
+        if self.end - self.start != len(self.quote):
+            raise ValueError("citation offsets do not span the quote")
+        return self
+
+
+class Triage(BaseModel):
+    """Why the question was routed the way it was (for audit)."""
+
+    decision: str = Field(description="continue, urgent or out_of_scope")
+    rule: str = Field(default="", description="The rule or exemplar that decided it.")
+    matched: str = Field(default="", description="The words that triggered the rule, if any.")
+
+
+class Answer(BaseModel):
+    """A reply, with its status, citations and the mandatory safety notice."""
+
+    model_config = ConfigDict(use_enum_values=False)
+
+    id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    status: Status
+    text: str = Field(description="Markdown; always ends with the safety notice.")
+    safety_notice: str = SAFETY_NOTICE
+    citations: list[Citation] = Field(default_factory=list)
+    triage: Triage | None = None
+    timings: dict[str, float] = Field(default_factory=dict, description="Milliseconds per stage.")
+    corpus_version: str = ""
+
+    @field_validator("safety_notice")
+    @classmethod
+    def _notice_required(cls, value: str) -> str:
+        if not value or not value.strip():
+            raise ValueError("an Answer must carry the safety notice")
+        return value
+
+    @model_validator(mode="after")
+    def _text_ends_with_notice(self) -> "Answer":
+        body = self.text.rstrip()
+        if not body.endswith(self.safety_notice):
+            body = f"{body}\n\n{self.safety_notice}" if body else self.safety_notice
+        self.text = body
+        if self.status is Status.answered and not self.citations:
+            raise ValueError("an answered reply must cite at least one passage")
+        if self.status is Status.urgent and self.citations:
+            raise ValueError("an urgent reply carries no passages")
+        return self
+
+    @property
+    def body(self) -> str:
+        """The text without the trailing notice."""
+        text = self.text.rstrip()
+        if text.endswith(self.safety_notice):
+            return text[: -len(self.safety_notice)].rstrip()
+        return text

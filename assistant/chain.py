@@ -1,0 +1,425 @@
+"""The door every surface uses: :class:`Assistant`.
+
+``ask`` runs one LangChain (LCEL) chain: validate -> embed -> triage -> retrieve -> compose ->
+ground-check -> :class:`~assistant.answer.Answer`. Urgent and out-of-scope questions leave the
+chain after triage, before any passage is retrieved. The composer is a swappable stage.
+
+>>> from assistant import Assistant
+>>> assistant = Assistant.from_settings()          # builds the index on first use
+>>> answer = assistant.ask("Can running be part of my rehab?")
+>>> answer.status.value, answer.citations[0].source
+('answered', 'pht-podcast-qa#qa-1')
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from assistant.answer import Answer, Status, Triage
+from assistant.errors import (
+    EmptyQuestion,
+    IndexBusy,
+    IndexMissing,
+    InvalidCharacters,
+    InvalidHistory,
+    InvalidQuestion,
+    QuestionTooLong,
+)
+from assistant.settings import Settings, get_settings
+
+log = logging.getLogger("assistant")
+
+# On-topic exemplars: with the corpus itself, they tell a PHT question from an unrelated one.
+TOPIC_EXEMPLARS = (
+    "pain deep in my buttock where my hamstring attaches to the sit bone",
+    "proximal hamstring tendinopathy rehab exercises",
+    "can I keep running with a high hamstring tendon injury",
+    "how do I return to running after hamstring tendon pain",
+    "strength training for a painful hamstring tendon",
+    "training for a marathon with a hamstring problem",
+    "my hamstring hurts when I sit for a long time",
+    "which leg exercises are safe with tendinopathy",
+    "how long until my tendon pain settles",
+    "should I see a physiotherapist for my hamstring",
+)
+
+
+@dataclass
+class Turn:
+    """The state one question carries through the chain."""
+
+    question: str
+    history: list[dict[str, str]]
+    started: float = field(default_factory=time.perf_counter)
+    timings: dict[str, float] = field(default_factory=dict)
+    vector: list[float] | None = None
+    triage: Triage | None = None
+    passages: list[Any] = field(default_factory=list)
+    draft: Any = None
+    answer: Answer | None = None
+
+    def lap(self, stage: str, since: float) -> float:
+        now = time.perf_counter()
+        self.timings[stage] = round((now - since) * 1000, 2)
+        return now
+
+    @property
+    def user_turns(self) -> list[str]:
+        return [t["content"] for t in self.history if t["role"] == "user"]
+
+
+class Assistant:
+    """Answers questions about PHT from the indexed corpus, always with the safety notice.
+
+    Build one with :meth:`from_settings`; it is safe to share between threads.
+    """
+
+    def __init__(self, settings: Settings, *, embeddings: Any, index: Any, composer: Any = None) -> None:
+        from assistant.compose import ExtractiveComposer
+        from assistant.retrieval import HybridRetriever, RelevanceModel
+
+        self.settings = settings
+        self.embeddings = embeddings
+        self.index = index
+        self.retriever = HybridRetriever(
+            index,
+            candidates=settings.candidates,
+            rrf_k=settings.rrf_k,
+            detail=settings.top_k + 2,
+            relevance=RelevanceModel(*settings.relevance_weights),
+        )
+        self.composer = composer or ExtractiveComposer(
+            max_citations=settings.top_k,
+            citation_margin=settings.citation_margin,
+            min_relevance=settings.relevance_threshold,
+        )
+        self._exemplars: Any = None
+        self._warm = threading.Lock()
+        self._chain = self._build_chain()
+
+    # -- construction -----------------------------------------------------------------------------
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings | None = None,
+        *,
+        embeddings: Any = None,
+        composer: Any = None,
+        progress: bool | None = None,
+        notify: Callable[[str], None] | None = None,
+    ) -> "Assistant":
+        """An assistant over the index in ``settings.data_dir``; builds the index if there is none.
+
+        ``progress`` shows a progress bar on standard error while a first index is built (default:
+        when standard error is a terminal). ``notify`` receives sentences for the person waiting.
+        """
+        from assistant.embeddings import MiniLMEmbeddings
+        from assistant.index import ChromaIndex, read_meta
+
+        settings = settings or get_settings()
+        embeddings = embeddings or MiniLMEmbeddings(batch_size=settings.embedding_batch_size)
+        say = notify or (lambda msg: print(msg, file=sys.stderr))
+        meta = read_meta(settings.data_dir)
+        if meta is None or meta.model != embeddings.model_id:
+            if meta is None:
+                say(f"No index in {settings.data_dir} yet: building it from {settings.corpus_dir} (once).")
+            ensure_index(settings, embeddings, progress=progress, notify=say)
+        index = ChromaIndex(
+            settings.data_dir, collection=settings.collection, check_timeout=settings.index_check_timeout
+        )
+        return cls(settings, embeddings=embeddings, index=index, composer=composer)
+
+    def warm_up(self) -> None:
+        """Load the model and the lexical index now instead of on the first question."""
+        with self._warm:
+            if self._exemplars is None:
+                import numpy as np
+
+                self.embeddings.warm_up()
+                self.retriever.warm_up()
+                self._exemplars = np.asarray(self.embeddings.embed_documents(list(TOPIC_EXEMPLARS)))
+
+    @property
+    def corpus_version(self) -> str:
+        return self.index.corpus_version
+
+    def sources(self) -> list[dict[str, Any]]:
+        """The documents in the index with their sections, as recorded when it was built."""
+        return [{"id": doc_id, **info} for doc_id, info in self.index.meta.documents.items()]
+
+    def topics(self) -> list[str]:
+        """Short names of what the sources cover, for replies that say what the assistant can do."""
+        out = []
+        for doc in self.sources():
+            for s in doc["sections"]:
+                title = s["title"]
+                if ":" in title:
+                    title = title.split(":", 1)[1]
+                title = title.split(" by ")[0].split(" with Rob")[0].split(" – ")[0].strip()
+                if s["id"] not in {"intro", "outro"} and title:
+                    out.append(title[0].lower() + title[1:] if title[1:2].islower() else title)
+        return out or ["proximal hamstring tendinopathy"]
+
+    def close(self) -> None:
+        self.index.close()
+
+    # -- asking --------------------------------------------------------------------------------
+
+    def ask(self, question: str, history: Sequence[Any] | None = None) -> Answer:
+        """Answer one question; ``history`` is the conversation so far, oldest first.
+
+        Each turn is ``{"role": "user" | "assistant", "content": str}`` or a ``(role, content)``
+        pair. Raises a :class:`~assistant.errors.InvalidQuestion` (a ``ValueError``) whose
+        message says what to change.
+        """
+        turn = Turn(question=self._validate(question), history=self._validate_history(history))
+        return self._chain.invoke(turn)
+
+    def _validate(self, question: Any) -> str:
+        if question is None:
+            raise EmptyQuestion()
+        if isinstance(question, bytes):
+            raise InvalidCharacters()
+        if not isinstance(question, str):
+            raise InvalidQuestion("The question must be text; please type it again as plain text.")
+        if any(
+            unicodedata.category(ch) in {"Cc", "Cs", "Co"} and ch not in "\n\t\r" for ch in question
+        ) or "\ufffd" in question:
+            raise InvalidCharacters()
+        text = question.strip()
+        if not text:
+            raise EmptyQuestion()
+        if len(text) > self.settings.max_question_chars:
+            raise QuestionTooLong(len(text), self.settings.max_question_chars)
+        return text
+
+    def _validate_history(self, history: Sequence[Any] | None) -> list[dict[str, str]]:
+        if history is None:
+            return []
+        if isinstance(history, (str, bytes)) or not isinstance(history, Iterable):
+            raise InvalidHistory()
+        turns: list[dict[str, str]] = []
+        for item in history:
+            if isinstance(item, dict):
+                role, content = item.get("role"), item.get("content")
+            elif isinstance(item, (tuple, list)) and len(item) == 2:
+                role, content = item
+            elif hasattr(item, "role") and hasattr(item, "content"):
+                role, content = item.role, item.content
+            else:
+                raise InvalidHistory()
+            if role not in {"user", "assistant"} or not isinstance(content, str):
+                raise InvalidHistory()
+            if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t\r" for ch in content):
+                raise InvalidCharacters(
+                    "The conversation history contains control characters; please start a new conversation."
+                )
+            turns.append({"role": role, "content": content[: self.settings.max_question_chars]})
+        return turns[-self.settings.max_history_turns :] if self.settings.max_history_turns else []
+
+    # -- the chain -------------------------------------------------------------------------------
+
+    def _build_chain(self):
+        from langchain_core.runnables import RunnableBranch, RunnableLambda
+
+        answer_from_sources = (
+            RunnableLambda(self._retrieve, name="retrieve")
+            | RunnableLambda(self._compose, name="compose")
+            | RunnableLambda(self._ground, name="ground")
+        )
+        return (
+            RunnableLambda(self._embed, name="embed")
+            | RunnableLambda(self._triage, name="triage")
+            | RunnableBranch(
+                (lambda t: t.triage.decision != "continue", RunnableLambda(self._routed, name="routed")),
+                answer_from_sources,
+            )
+            | RunnableLambda(self._finish, name="finish")
+        )
+
+    def _embed(self, turn: Turn) -> Turn:
+        self.warm_up()
+        t = time.perf_counter()
+        turn.vector = self.embeddings.embed_query(turn.question)
+        turn.lap("embed", t)
+        return turn
+
+    def _triage(self, turn: Turn) -> Turn:
+        import numpy as np
+
+        from assistant.safety import on_topic_words, triage_rules
+
+        t = time.perf_counter()
+        decision = triage_rules(turn.question, turn.user_turns)
+        if decision.decision == "continue":
+            vec = np.asarray(turn.vector)
+            corpus_sim = self.retriever.max_similarity(turn.vector)
+            exemplar_sim = float((self._exemplars @ vec).max())
+            similarity = max(corpus_sim, exemplar_sim)
+            words = on_topic_words(turn.question)
+            follow_up = bool(turn.user_turns)
+            gate = self.settings.scope_similarity
+            on_topic = (
+                similarity >= gate
+                or (bool(words) and similarity >= gate * 0.6)
+                or (follow_up and similarity >= gate * 0.5)
+            )
+            if not on_topic:
+                decision = Triage(
+                    decision="out_of_scope",
+                    rule="scope:off-topic",
+                    matched=f"similarity {similarity:.2f}; topic words: {', '.join(words) or 'none'}",
+                )
+        turn.triage = decision
+        turn.lap("triage", t)
+        return turn
+
+    def _routed(self, turn: Turn) -> Turn:
+        from assistant.safety import out_of_scope_reply, urgent_reply
+
+        if turn.triage.decision == "urgent":
+            turn.answer = Answer(
+                status=Status.urgent,
+                text=urgent_reply(turn.triage, self.settings.emergency_contact),
+                triage=turn.triage,
+            )
+        else:
+            turn.answer = Answer(
+                status=Status.out_of_scope,
+                text=out_of_scope_reply(turn.triage, self.topics()),
+                triage=turn.triage,
+            )
+        return turn
+
+    def _retrieve(self, turn: Turn) -> Turn:
+        from assistant.retrieval import content_terms
+
+        t = time.perf_counter()
+        vector = turn.vector
+        query = turn.question
+        if turn.user_turns and len(content_terms(turn.question)) <= 3:
+            # a short follow-up ("what about speed work?") leans on the question before it
+            query = f"{turn.user_turns[-1]} {turn.question}"
+            vector = self.embeddings.embed_query(query)
+        turn.passages = self.retriever.retrieve(query, vector)
+        turn.lap("retrieve", t)
+        return turn
+
+    def _compose(self, turn: Turn) -> Turn:
+        t = time.perf_counter()
+        threshold = self.settings.relevance_threshold
+        if turn.passages and turn.passages[0].relevance >= threshold:
+            turn.draft = self.composer.compose(turn.question, turn.passages[: self.settings.top_k + 2])
+        turn.lap("compose", t)
+        return turn
+
+    def _ground(self, turn: Turn) -> Turn:
+        from assistant.grounding import check
+        from assistant.safety import not_covered_reply
+
+        t = time.perf_counter()
+        draft = turn.draft
+        verdict = check(draft, self._source_text) if draft is not None and draft.citations else None
+        if verdict is not None and verdict.ok:
+            turn.answer = Answer(status=Status.answered, text=draft.text, citations=draft.citations, triage=turn.triage)
+        else:
+            if verdict is not None:
+                log.warning("reply withheld by the grounding check: %s", verdict.reason)
+            reason = "grounding:" + verdict.reason if verdict is not None else "retrieval:below-threshold"
+            top = turn.passages[0].relevance if turn.passages else 0.0
+            turn.answer = Answer(
+                status=Status.not_covered,
+                text=not_covered_reply(self.topics()),
+                triage=Triage(decision="not_covered", rule=reason, matched=f"top relevance {top:.2f}"),
+            )
+        turn.lap("ground", t)
+        return turn
+
+    def _source_text(self, doc_id: str, version: str, start: int, end: int) -> str | None:
+        for chunk in self.retriever.chunks_of(doc_id):
+            if chunk.version == version and chunk.start <= start and end <= chunk.end:
+                return chunk.text[start - chunk.start : end - chunk.start]
+        return None
+
+    def _finish(self, turn: Turn) -> Answer:
+        answer = turn.answer
+        assert answer is not None
+        turn.timings["total"] = round((time.perf_counter() - turn.started) * 1000, 2)
+        answer.timings = dict(turn.timings)
+        answer.corpus_version = self.corpus_version
+        if self.settings.log_questions:
+            log.info("question=%r status=%s", turn.question, answer.status.value)
+        else:
+            log.debug("status=%s total_ms=%s", answer.status.value, answer.timings["total"])
+        return answer
+
+
+def ensure_index(
+    settings: Settings,
+    embeddings: Any,
+    *,
+    rebuild: bool = False,
+    progress: bool | None = None,
+    notify: Callable[[str], None] | None = None,
+    wait: float | None = None,
+) -> Any:
+    """Build or update the index, with a progress bar; waits for a build another process runs.
+
+    Returns the :class:`~assistant.index.BuildReport`, or ``None`` when another process built it.
+    """
+    from assistant.index import build_index, read_meta
+
+    say = notify or (lambda msg: print(msg, file=sys.stderr))
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = None
+
+    def on_progress(done: int, total: int, what: str) -> None:
+        nonlocal bar
+        if not show or total == 0:
+            return
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, desc="Indexing passages", unit="passage", file=sys.stderr)
+        bar.n = done
+        bar.refresh()
+
+    deadline = time.monotonic() + (wait if wait is not None else 600.0)
+    announced = False
+    while True:
+        try:
+            report = build_index(
+                settings.data_dir,
+                settings.corpus_dir,
+                embeddings,
+                collection=settings.collection,
+                rebuild=rebuild,
+                progress=on_progress,
+                lock_timeout=settings.index_lock_timeout,
+                notify=say,
+            )
+            return report
+        except IndexBusy:
+            if wait == 0:
+                raise
+            if not announced:
+                say("The index is being rebuilt by another process; waiting for it to finish.")
+                announced = True
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1.0)
+            meta = read_meta(settings.data_dir)
+            if meta is not None and meta.model == embeddings.model_id and not rebuild:
+                return None
+        finally:
+            if bar is not None:
+                bar.close()
+                bar = None

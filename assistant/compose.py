@@ -1,0 +1,153 @@
+"""Compose a reply from retrieved passages. The default composer needs no language model.
+
+:class:`ExtractiveComposer` picks, in each passage worth citing, the run of sentences that best
+answers the question, quotes it exactly as written and marks it with its citation number. [1] is
+the passage that best answers the question. Nothing in the reply's substance is the composer's
+own words: the only added text is one framing line.
+
+Composers are swappable: anything with ``compose(question, passages) -> Draft`` fits, and the
+grounding check (:mod:`assistant.grounding`) runs on whatever it returns.
+
+>>> from assistant.compose import ExtractiveComposer, Draft
+>>> ExtractiveComposer().compose("anything", []).citations
+[]
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from assistant.answer import Citation
+from assistant.corpus import Unit
+from assistant.retrieval import Passage, content_terms, terms
+
+FRAMING_LINE = "Here is what my sources say, quoted as written:"
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\r?\n")
+
+
+@dataclass
+class Draft:
+    """A composed reply before the safety notice and checks are added."""
+
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    composer: str = "extractive"
+    verbatim: bool = True  # the grounding check demands exact quotes when True
+
+
+class Composer(Protocol):
+    """Stage contract: question and ranked passages in, a :class:`Draft` out."""
+
+    name: str
+
+    def compose(self, question: str, passages: list[Passage]) -> Draft: ...
+
+
+class ExtractiveComposer:
+    """Quote the best-matching run of sentences from each passage worth citing."""
+
+    name = "extractive"
+
+    def __init__(
+        self,
+        *,
+        max_citations: int = 3,
+        citation_margin: float = 0.10,
+        min_relevance: float = 0.0,
+        max_sentences: int = 4,
+        sentence_margin: float = 0.20,
+        min_sentences: int = 2,
+    ) -> None:
+        self.max_citations = max_citations
+        self.citation_margin = citation_margin
+        self.min_relevance = min_relevance
+        self.max_sentences = max_sentences
+        self.sentence_margin = sentence_margin
+        self.min_sentences = min_sentences
+
+    def compose(self, question: str, passages: list[Passage]) -> Draft:
+        if not passages:
+            return Draft(text="", citations=[])
+        best = passages[0].relevance
+        chosen = [passages[0]] + [
+            p
+            for p in passages[1:]
+            if p.relevance >= max(self.min_relevance, best - self.citation_margin)
+        ]
+        qterms = set(content_terms(question))
+        citations: list[Citation] = []
+        parts: list[str] = []
+        seen_spans: set[tuple[str, int, int]] = set()
+        for passage in chosen:
+            if len(citations) >= self.max_citations:
+                break
+            span = self._select(passage, qterms)
+            if span is None:
+                continue
+            start, end = span
+            chunk = passage.chunk
+            key = (chunk.doc_id, start, end)
+            if key in seen_spans:
+                continue
+            seen_spans.add(key)
+            quote = chunk.text[start - chunk.start : end - chunk.start]
+            n = len(citations) + 1
+            citations.append(
+                Citation(
+                    n=n,
+                    source=chunk.source,
+                    title=f"{chunk.doc_title} — {chunk.section_title}",
+                    quote=quote,
+                    start=start,
+                    end=end,
+                    score=round(passage.relevance, 4),
+                    version=chunk.version,
+                )
+            )
+            parts.append(f"> {quote} [{n}]")
+        if not citations:
+            return Draft(text="", citations=[])
+        return Draft(text=FRAMING_LINE + "\n\n" + "\n\n".join(parts), citations=citations)
+
+    def _select(self, passage: Passage, qterms: set[str]) -> tuple[int, int] | None:
+        """Offsets of the run of statements in one paragraph that best answers the question."""
+        statements = [(u, s) for u, s in passage.units if u.kind == "statement"]
+        if not statements:
+            return None
+
+        def score(unit: Unit, sim: float) -> float:
+            if not qterms:
+                return sim
+            overlap = len(qterms & set(terms(unit.text))) / len(qterms)
+            return sim + 0.15 * overlap
+
+        scored = [(u, score(u, s)) for u, s in statements]
+        top_i = max(range(len(scored)), key=lambda i: scored[i][1])
+        top_score = scored[top_i][1]
+        chunk = passage.chunk
+
+        # the paragraph the best sentence sits in: a quote never crosses a blank line
+        def same_paragraph(a: Unit, b: Unit) -> bool:
+            lo, hi = (a, b) if a.start <= b.start else (b, a)
+            gap = chunk.text[lo.end - chunk.start : hi.start - chunk.start]
+            return not _PARAGRAPH_BREAK.search(gap)
+
+        para = [i for i, (u, _) in enumerate(scored) if same_paragraph(u, scored[top_i][0])]
+        keep = [i for i in para if scored[i][1] >= top_score - self.sentence_margin]
+        lo, hi = min(keep), max(keep)
+        while hi - lo + 1 < self.min_sentences and (lo > para[0] or hi < para[-1]):
+            # too short to read well: take the stronger neighbour in the same paragraph
+            left = scored[lo - 1][1] if lo > para[0] else float("-inf")
+            right = scored[hi + 1][1] if hi < para[-1] else float("-inf")
+            if right >= left:
+                hi += 1
+            else:
+                lo -= 1
+        while hi - lo + 1 > self.max_sentences:  # trim the weaker end, never the best sentence
+            if lo == top_i or (hi != top_i and scored[hi][1] < scored[lo][1]):
+                hi -= 1
+            else:
+                lo += 1
+        return scored[lo][0].start, scored[hi][0].end

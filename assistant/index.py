@@ -1,0 +1,499 @@
+"""The search index: chunks and their vectors in an embedded Chroma store, built by one writer.
+
+Layout of ``PHT_DATA_DIR``::
+
+    index.json            what is built: model, corpus version, documents, the live generation
+    chroma-<generation>/  the Chroma folder that index.json points at (one back is kept)
+    .index.lock           held by the one process that writes
+
+A build copies the live generation, applies the changes there (new chunks embedded, removed
+ones deleted, unchanged ones left alone) and only then points ``index.json`` at it with an
+atomic rename. A failed or killed build leaves the previous index in service.
+
+>>> from assistant.index import read_meta
+>>> read_meta(Path("/nonexistent")) is None
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from filelock import FileLock, Timeout
+
+from assistant.corpus import Chunk, Corpus, Unit, chunk_units, load_corpus
+from assistant.errors import IndexBusy, IndexDamaged, IndexMissing
+
+META_NAME = "index.json"
+LOCK_NAME = ".index.lock"
+SCHEMA = 1
+_ADD_BATCH = 256
+
+Progress = Callable[[int, int, str], None]
+"""``progress(done, total, what)``: called as chunks are embedded."""
+
+
+@dataclass
+class IndexMeta:
+    schema: int
+    model: str
+    corpus_version: str
+    generation: str
+    collection: str
+    chunks: int
+    records: int
+    built_at: str
+    documents: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "IndexMeta":
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+@dataclass
+class BuildReport:
+    """What a build did, counted in records (passages and their sentences).
+
+    ``embedded`` counts the records that went through the encoder.
+    """
+
+    chunks: int
+    records: int
+    added: int
+    removed: int
+    unchanged: int
+    corpus_version: str
+    model: str
+    changed: bool
+    seconds: float
+    rebuilt_because: str = ""
+
+    @property
+    def embedded(self) -> int:
+        return self.added
+
+
+def read_meta(data_dir: Path) -> IndexMeta | None:
+    """The index's record, ``None`` when there is none; raises :class:`IndexDamaged` if unreadable."""
+    path = Path(data_dir) / META_NAME
+    if not path.exists():
+        return None
+    try:
+        meta = IndexMeta.from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        raise IndexDamaged(
+            f"The index record {path} is damaged; rebuild it with `pht-assistant index --rebuild`."
+        ) from None
+    if meta.schema != SCHEMA:
+        raise IndexDamaged(
+            f"The index in {data_dir} was made by another version of the assistant; "
+            "rebuild it with `pht-assistant index --rebuild`."
+        )
+    return meta
+
+
+def _write_meta(data_dir: Path, meta: IndexMeta) -> None:
+    tmp = data_dir / f".{META_NAME}.{uuid.uuid4().hex}.tmp"
+    tmp.write_text(json.dumps(asdict(meta), indent=2, ensure_ascii=False), encoding="utf-8")
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, data_dir / META_NAME)
+
+
+def _client(path: Path):
+    import chromadb
+
+    return chromadb.PersistentClient(
+        path=str(path),
+        settings=chromadb.Settings(anonymized_telemetry=False, allow_reset=False),
+    )
+
+
+def _collection(client, name: str):
+    # embedding_function=None: vectors always come from our encoder, never Chroma's default
+    return client.get_or_create_collection(
+        name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+    )
+
+
+def _chunk_metadata(chunk: Chunk) -> dict[str, Any]:
+    return {
+        "kind": "chunk",
+        "doc_id": chunk.doc_id,
+        "doc_title": chunk.doc_title,
+        "version": chunk.version,
+        "section_id": chunk.section_id,
+        "section_title": chunk.section_title,
+        "start": chunk.start,
+        "end": chunk.end,
+        "ordinal": chunk.ordinal,
+        "source": chunk.source,
+    }
+
+
+def _unit_metadata(unit: Unit, chunk: Chunk) -> dict[str, Any]:
+    return {
+        "kind": "unit",
+        "unit_kind": unit.kind,
+        "chunk_id": unit.chunk_id,
+        "source": unit.source,
+        "doc_id": chunk.doc_id,
+        "start": unit.start,
+        "end": unit.end,
+    }
+
+
+@dataclass(frozen=True)
+class _Record:
+    """One row of the collection: a passage or one of its units."""
+
+    id: str
+    text: str
+    embed: str
+    meta: dict[str, Any]
+
+
+def _records(chunks: list[Chunk]) -> dict[str, _Record]:
+    out: dict[str, _Record] = {}
+    for c in chunks:
+        out[c.id] = _Record(c.id, c.text, c.embedding_text, _chunk_metadata(c))
+        for u in chunk_units(c):
+            out[u.id] = _Record(u.id, u.text, u.text, _unit_metadata(u, c))
+    return out
+
+
+def unit_from_record(text: str, meta: dict[str, Any]) -> Unit:
+    return Unit(
+        chunk_id=meta["chunk_id"],
+        source=meta["source"],
+        start=int(meta["start"]),
+        end=int(meta["end"]),
+        text=text,
+        kind=meta["unit_kind"],
+    )
+
+
+def chunk_from_record(text: str, meta: dict[str, Any]) -> Chunk:
+    return Chunk(
+        doc_id=meta["doc_id"],
+        doc_title=meta["doc_title"],
+        version=meta["version"],
+        section_id=meta["section_id"],
+        section_title=meta["section_title"],
+        start=int(meta["start"]),
+        end=int(meta["end"]),
+        text=text,
+        ordinal=int(meta["ordinal"]),
+    )
+
+
+@contextlib.contextmanager
+def writer_lock(data_dir: Path, timeout: float = 0.0) -> Iterator[None]:
+    """Hold the one-writer lock, or raise :class:`IndexBusy` after ``timeout`` seconds."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(data_dir / LOCK_NAME))
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        raise IndexBusy() from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def build_index(
+    data_dir: Path,
+    corpus: Corpus | Path,
+    embeddings: Any,
+    *,
+    collection: str = "pht-corpus",
+    rebuild: bool = False,
+    progress: Progress | None = None,
+    lock_timeout: float = 0.0,
+    notify: Callable[[str], None] | None = None,
+) -> BuildReport:
+    """Bring the index in ``data_dir`` up to date with the corpus; incremental unless ``rebuild``.
+
+    ``embeddings`` is any LangChain ``Embeddings`` with a ``model_id``. ``notify`` receives
+    sentences worth showing a person (e.g. why the index is rebuilt from scratch).
+    """
+    began = time.perf_counter()
+    data_dir = Path(data_dir)
+    if not isinstance(corpus, Corpus):
+        corpus = load_corpus(corpus)  # a corpus that fails to parse fails before anything changes
+    all_chunks = corpus.chunks()
+    records = _records(all_chunks)
+    model = embeddings.model_id
+    say = notify or (lambda _msg: None)
+
+    with writer_lock(data_dir, lock_timeout):
+        reason = ""
+        try:
+            meta = read_meta(data_dir)
+        except IndexDamaged:
+            meta, reason = None, "The previous index record was damaged; building the index again."
+        if meta and meta.model != model:
+            reason = f"The index was built with {meta.model}; rebuilding it for {model}."
+            meta = None
+        elif meta and meta.collection != collection:
+            meta = None
+        elif meta and not (data_dir / meta.generation).is_dir():
+            reason = "The index folder was missing; building the index again."
+            meta = None
+        if rebuild and meta:
+            reason = reason or "Rebuilding the index from scratch, as asked."
+            meta = None
+        if reason:
+            say(reason)
+
+        if meta and meta.corpus_version == corpus.version and meta.records == len(records):
+            return BuildReport(
+                chunks=len(all_chunks), records=len(records), added=0, removed=0, unchanged=len(records),
+                corpus_version=corpus.version, model=model, changed=False,
+                seconds=time.perf_counter() - began,
+            )
+
+        generation = f"chroma-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+        staging = data_dir / generation
+        if meta:
+            shutil.copytree(data_dir / meta.generation, staging)
+        client = _client(staging)
+        try:
+            col = _collection(client, collection)
+            existing = set(col.get(include=[])["ids"])
+            stale = sorted(existing - records.keys())
+            fresh = [records[i] for i in records if i not in existing]
+            for i in range(0, len(stale), _ADD_BATCH):
+                col.delete(ids=stale[i : i + _ADD_BATCH])
+            done = 0
+            if fresh and hasattr(embeddings, "warm_up"):
+                embeddings.warm_up()  # load the model before the progress bar starts
+            if progress:
+                progress(0, len(fresh), "embedding")
+            for i in range(0, len(fresh), _ADD_BATCH):
+                batch = fresh[i : i + _ADD_BATCH]
+
+                def step(n: int) -> None:
+                    nonlocal done
+                    done += n
+                    if progress:
+                        progress(done, len(fresh), "embedding")
+
+                vectors = embeddings.embed_documents([r.embed for r in batch], progress=step)
+                col.add(
+                    ids=[r.id for r in batch],
+                    embeddings=vectors,
+                    documents=[r.text for r in batch],
+                    metadatas=[r.meta for r in batch],
+                )
+            if col.count() != len(records):
+                raise IndexDamaged(
+                    "The new index did not hold every passage; the previous index is still in use. "
+                    "Run `pht-assistant index --rebuild`."
+                )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.close()
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        client.close()
+
+        previous = meta.generation if meta else None
+        _write_meta(
+            data_dir,
+            IndexMeta(
+                schema=SCHEMA,
+                model=model,
+                corpus_version=corpus.version,
+                generation=generation,
+                collection=collection,
+                chunks=len(all_chunks),
+                records=len(records),
+                built_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                documents={
+                    d.id: {
+                        "title": d.entry.title,
+                        "version": d.version,
+                        "file": d.entry.file,
+                        "origin": d.entry.origin,
+                        "added": d.entry.added,
+                        "reviewed_by": d.entry.reviewed_by,
+                        "sections": [{"id": s.id, "title": s.title} for s in d.sections],
+                    }
+                    for d in corpus.documents
+                },
+            ),
+        )
+        _remove_old_generations(data_dir, keep={generation, previous})
+        return BuildReport(
+            chunks=len(all_chunks), records=len(records), added=len(fresh), removed=len(stale),
+            unchanged=len(records) - len(fresh), corpus_version=corpus.version, model=model,
+            changed=True, seconds=time.perf_counter() - began, rebuilt_because=reason,
+        )
+
+
+def _remove_old_generations(data_dir: Path, keep: set[str | None]) -> None:
+    """Drop generations other than the live one and the one before (a reader may still use it)."""
+    for path in data_dir.glob("chroma-*"):
+        if path.name not in keep and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+class ChromaIndex:
+    """Read-only access to a built index: vector queries and the stored passages.
+
+    Readers never write: opening checks the record, counts the passages and runs one query,
+    all within ``check_timeout`` seconds, so a damaged index is reported instead of hanging.
+    """
+
+    def __init__(self, data_dir: Path, *, collection: str = "pht-corpus", check_timeout: float = 30.0):
+        self.data_dir = Path(data_dir)
+        meta = read_meta(self.data_dir)
+        if meta is None:
+            raise IndexMissing(
+                f"There is no index in {self.data_dir} yet; build it with `pht-assistant index`."
+            )
+        if meta.collection != collection:
+            raise IndexMissing(
+                f"The index in {self.data_dir} holds no collection {collection!r}; "
+                "build it with `pht-assistant index`."
+            )
+        self.meta = meta
+        folder = self.data_dir / meta.generation
+        if not folder.is_dir():
+            raise IndexDamaged(
+                f"The index folder {folder} is missing; rebuild it with `pht-assistant index --rebuild`."
+            )
+        self._client, self._collection = self._open_checked(folder, collection, meta, check_timeout)
+        self._records: list[Chunk] | None = None
+        self._units: dict[str, list[tuple[Unit, np.ndarray]]] = {}
+        self._records_lock = threading.Lock()
+
+    @staticmethod
+    def _open_checked(folder: Path, collection: str, meta: IndexMeta, timeout: float):
+        result: dict[str, Any] = {}
+
+        def check() -> None:
+            try:
+                client = _client(folder)
+                col = client.get_collection(collection)
+                count = col.count()
+                if count != meta.records:
+                    raise IndexDamaged(
+                        f"The index holds {count} records but its record says {meta.records}; "
+                        "rebuild it with `pht-assistant index --rebuild`."
+                    )
+                if count:
+                    probe = col.get(limit=1, include=["embeddings"])
+                    col.query(query_embeddings=[list(probe["embeddings"][0])], n_results=1, include=[])
+                result["value"] = (client, col)
+            except IndexDamaged as exc:
+                result["error"] = exc
+            except Exception as exc:  # chroma raises many kinds; all mean the same to a user
+                result["error"] = IndexDamaged(
+                    f"The index in {folder.parent} could not be read ({type(exc).__name__}); "
+                    "rebuild it with `pht-assistant index --rebuild`."
+                )
+
+        worker = threading.Thread(target=check, name="pht-index-check", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            raise IndexDamaged(
+                f"The index in {folder.parent} did not answer within {timeout:.0f} seconds; it may be "
+                "damaged or locked by another program. Rebuild it with `pht-assistant index --rebuild`."
+            )
+        if "error" in result:
+            raise result["error"]
+        return result["value"]
+
+    @property
+    def corpus_version(self) -> str:
+        return self.meta.corpus_version
+
+    def count(self) -> int:
+        return self._collection.count()
+
+    def query(self, vector: list[float], k: int) -> list[tuple[Chunk, float]]:
+        """The ``k`` nearest passages (by their own vectors) with their cosine similarity."""
+        k = max(1, min(k, self.meta.chunks))
+        res = self._collection.query(
+            query_embeddings=[vector],
+            n_results=k,
+            where={"kind": "chunk"},
+            include=["documents", "metadatas", "distances"],
+        )
+        return [
+            (chunk_from_record(doc, meta), 1.0 - float(dist))
+            for doc, meta, dist in zip(res["documents"][0], res["metadatas"][0], res["distances"][0])
+        ]
+
+    def query_units(self, vector: list[float], k: int) -> list[tuple[Unit, float]]:
+        """The ``k`` nearest sentences with their cosine similarity."""
+        k = max(1, min(k, self.meta.records - self.meta.chunks))
+        res = self._collection.query(
+            query_embeddings=[vector],
+            n_results=k,
+            where={"kind": "unit"},
+            include=["documents", "metadatas", "distances"],
+        )
+        return [
+            (unit_from_record(doc, meta), 1.0 - float(dist))
+            for doc, meta, dist in zip(res["documents"][0], res["metadatas"][0], res["distances"][0])
+        ]
+
+    def unit_vectors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ids, vectors, section keys) of every unit, for corpus-wide statistics."""
+        got = self._collection.get(where={"kind": "unit"}, include=["embeddings", "metadatas"])
+        ids = np.array(got["ids"])
+        vectors = np.asarray(got["embeddings"], dtype=np.float32).reshape(len(ids), -1)
+        groups = np.array([m["source"] for m in got["metadatas"]])
+        return ids, vectors, groups
+
+    def units_of(self, chunk_id: str) -> list[tuple[Unit, np.ndarray]]:
+        """The units of one passage with their vectors, in text order (kept once read)."""
+        with self._records_lock:
+            cached = self._units.get(chunk_id)
+        if cached is not None:
+            return cached
+        got = self._collection.get(
+            where={"chunk_id": chunk_id}, include=["documents", "metadatas", "embeddings"]
+        )
+        units = [
+            (unit_from_record(d, m), np.asarray(v, dtype=np.float32))
+            for d, m, v in zip(got["documents"], got["metadatas"], got["embeddings"])
+        ]
+        units.sort(key=lambda uv: uv[0].start)
+        with self._records_lock:
+            if len(self._units) > 4096:
+                self._units.clear()
+            self._units[chunk_id] = units
+        return units
+
+    def records(self) -> list[Chunk]:
+        """Every stored passage, in document order (read once, then kept)."""
+        with self._records_lock:
+            if self._records is None:
+                got = self._collection.get(where={"kind": "chunk"}, include=["documents", "metadatas"])
+                chunks = [chunk_from_record(d, m) for d, m in zip(got["documents"], got["metadatas"])]
+                order = list(self.meta.documents)
+                chunks.sort(key=lambda c: (order.index(c.doc_id) if c.doc_id in order else len(order), c.start))
+                self._records = chunks
+            return self._records
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._client.close()

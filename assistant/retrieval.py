@@ -1,0 +1,229 @@
+"""Find the passages that answer a question: dense (Chroma) and lexical (BM25), fused by rank.
+
+The index stores passages and, beside them, their sentences ("units"). Dense search runs over
+the units, so a passage is found by the sentence that best matches the question, and each unit's
+score is corrected for hubness: a sentence that resembles everything (an introduction listing
+every topic) is discounted by its mean similarity to its nearest sentences elsewhere in the
+corpus. BM25 scores whole passages on the question's specific words. Reciprocal-rank fusion
+orders the passages; a calibrated relevance (a logistic over the corrected dense score and the
+share of the question's specific words the passage contains) decides whether the best passage
+answers at all. docs/retrieval.md records how the numbers were chosen.
+
+>>> from assistant.retrieval import content_terms
+>>> content_terms("Can I run a marathon with proximal hamstring tendinopathy?")
+['run', 'marathon']
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Protocol
+
+import numpy as np
+
+from assistant.corpus import Chunk, Unit
+from assistant.index import ChromaIndex
+
+# Words every question and passage in this domain share: they say nothing about *which* passage
+# answers. Stemmed at import.
+_DOMAIN_GENERIC = (
+    "pht proximal high upper hamstring hamstrings tendinopathy tendinopathies tendinitis tendonitis "
+    "tendinosis tendon tendons condition pain painful hurt hurts hurting sore injury injured issue "
+    "problem problems help advice question questions please thanks thank physio anyone"
+)
+_STOPWORDS = frozenset(
+    """a about above after again against all also am an and any anything are aren't as at be because been
+    before being below between both but by can can't cannot could couldn't did didn't do does doesn't doing
+    don't down during each else ever every few for from further get gets getting got had hadn't has hasn't
+    have haven't having he her here hers herself him himself his how i i'd i'll i'm i've if im ive in into is
+    isn't it it's its itself just know let's like lot make me might more most much must my myself need no nor
+    not now of off oh ok okay on once only or other ought our ours ourselves out over own really same shall
+    she should shouldn't so some something still such than that that's the their theirs them themselves
+    then there there's these they they're thing things this those through to too under until up us very
+    want was wasn't way we we're were weren't what what's when where which while who whom why will with
+    won't would wouldn't yeah yes yet you you're your yours yourself yourselves""".split()
+)
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+@lru_cache(maxsize=1)
+def _generic_stems() -> frozenset[str]:
+    return frozenset(_stemmer().stemWords(_DOMAIN_GENERIC.split()))
+
+
+def terms(text: str) -> list[str]:
+    """Stemmed words of ``text`` without stopwords."""
+    words = [w.replace("'", "") for w in _WORD.findall(text.lower().replace("’", "'")) if w not in _STOPWORDS]
+    return [w for w in _stemmer().stemWords(words) if len(w) > 1]
+
+
+def content_terms(text: str) -> list[str]:
+    """The question's specific words: :func:`terms` less the words the whole domain shares."""
+    generic = _generic_stems()
+    seen: dict[str, None] = {}
+    for t in terms(text):
+        if t not in generic:
+            seen.setdefault(t, None)
+    return list(seen)
+
+
+@dataclass
+class Passage:
+    """A retrieved passage with the evidence for it."""
+
+    chunk: Chunk
+    relevance: float  # calibrated 0..1: how likely this passage answers the question
+    dense: float  # best unit similarity, hubness-corrected
+    lexical: float  # BM25 score
+    fused: float  # reciprocal-rank-fusion score (orders the passages)
+    coverage: float  # share of the question's specific words found in the passage
+    units: list[tuple[Unit, float]] = field(default_factory=list)  # every unit, text order, raw similarity
+
+
+class Retriever(Protocol):
+    """Stage contract: question (and its vector) in, passages best first out."""
+
+    def retrieve(self, question: str, vector: list[float]) -> list[Passage]: ...
+
+
+@dataclass(frozen=True)
+class RelevanceModel:
+    """relevance = logistic(w_dense * dense + w_coverage * coverage + bias)."""
+
+    w_dense: float = 0.91
+    w_coverage: float = 2.58
+    bias: float = -0.70
+
+    def __call__(self, dense: float, coverage: float) -> float:
+        z = self.w_dense * dense + self.w_coverage * coverage + self.bias
+        return 1.0 / (1.0 + math.exp(-z))
+
+
+class HybridRetriever:
+    """Dense units in Chroma + BM25 over passages, fused by reciprocal rank. Thread-safe."""
+
+    HUB_NEIGHBOURS = 8
+    HUB_WEIGHT = 1.0
+    HUB_SAMPLE = 4096
+
+    def __init__(
+        self,
+        index: ChromaIndex,
+        *,
+        candidates: int = 20,
+        rrf_k: int = 60,
+        relevance: RelevanceModel | None = None,
+        detail: int = 5,
+    ) -> None:
+        self.index = index
+        self.detail = detail  # passages whose sentences are scored for the composer
+        self.candidates = candidates
+        self.rrf_k = rrf_k
+        self.relevance = relevance or RelevanceModel()
+        self._lock = threading.Lock()
+        self._ready = False
+
+    # -- set-up, once ------------------------------------------------------------------------
+
+    def warm_up(self) -> None:
+        with self._lock:
+            if self._ready:
+                return
+            import bm25s
+
+            self._chunks = self.index.records()
+            self._chunk_pos = {c.id: i for i, c in enumerate(self._chunks)}
+            self._chunk_terms = [set(terms(f"{c.section_title} {c.text}")) for c in self._chunks]
+            self._bm25 = bm25s.BM25()
+            self._bm25.index([terms(f"{c.section_title} {c.text}") or [""] for c in self._chunks], show_progress=False)
+            self._hub = self._hubness()
+            self._ready = True
+
+    def _hubness(self) -> dict[str, float]:
+        """Each unit's mean similarity to its nearest units in *other* sections."""
+        ids, vectors, groups = self.index.unit_vectors()
+        if len(ids) == 0:
+            return {}
+        rng = np.random.default_rng(0)
+        ref = np.arange(len(ids)) if len(ids) <= self.HUB_SAMPLE else rng.choice(len(ids), self.HUB_SAMPLE, replace=False)
+        ref_vecs, ref_groups = vectors[ref], groups[ref]
+        hub: dict[str, float] = {}
+        for start in range(0, len(ids), 1024):
+            sims = vectors[start : start + 1024] @ ref_vecs.T
+            same = groups[start : start + 1024, None] == ref_groups[None, :]
+            sims[same] = -1.0
+            k = min(self.HUB_NEIGHBOURS, sims.shape[1])
+            top = np.sort(sims, axis=1)[:, -k:]
+            top = np.where(top <= -1.0, np.nan, top)
+            means = np.nan_to_num(np.nanmean(np.where(np.isnan(top).all(axis=1, keepdims=True), 0.0, top), axis=1))
+            for uid, m in zip(ids[start : start + 1024], means):
+                hub[uid] = float(m)
+        return hub
+
+    # -- per question --------------------------------------------------------------------------
+
+    def retrieve(self, question: str, vector: list[float]) -> list[Passage]:
+        self.warm_up()
+        n = len(self._chunks)
+        if n == 0:
+            return []
+        hits = self.index.query_units(vector, self.candidates * 4)
+        dense = np.full(n, -np.inf)
+        for unit, sim in hits:
+            pos = self._chunk_pos.get(unit.chunk_id)
+            if pos is None:
+                continue
+            corrected = sim - self.HUB_WEIGHT * self._hub.get(unit.id, 0.0)
+            dense[pos] = max(dense[pos], corrected)
+
+        qterms = content_terms(question)
+        lexical = self._bm25.get_scores(qterms) if qterms else np.zeros(n)
+
+        fused = np.zeros(n)
+        for scores in (dense, lexical):
+            order = np.argsort(-scores, kind="stable")
+            for rank, pos in enumerate(order[: self.candidates]):
+                if np.isfinite(scores[pos]) and (scores is dense or scores[pos] > 0):
+                    fused[pos] += 1.0 / (self.rrf_k + rank + 1)
+
+        ranked = [p for p in np.argsort(-fused, kind="stable") if fused[p] > 0][: self.candidates]
+        qvec = np.asarray(vector, dtype=np.float32)
+        out = []
+        for rank, pos in enumerate(ranked):
+            cov = (sum(t in self._chunk_terms[pos] for t in qterms) / len(qterms)) if qterms else 0.0
+            d = float(dense[pos]) if np.isfinite(dense[pos]) else -1.0
+            out.append(
+                Passage(
+                    chunk=self._chunks[pos],
+                    relevance=self.relevance(d, cov),
+                    dense=d,
+                    lexical=float(lexical[pos]),
+                    fused=float(fused[pos]),
+                    coverage=cov,
+                    units=self._scored_units(self._chunks[pos].id, qvec) if rank < self.detail else [],
+                )
+            )
+        return out
+
+    def _scored_units(self, chunk_id: str, qvec: np.ndarray) -> list[tuple[Unit, float]]:
+        return [(unit, float(vec @ qvec)) for unit, vec in self.index.units_of(chunk_id)]
+
+    def chunks_of(self, doc_id: str) -> list[Chunk]:
+        self.warm_up()
+        return [c for c in self._chunks if c.doc_id == doc_id]
+
+    def max_similarity(self, vector: list[float]) -> float:
+        """Raw similarity of the question to its nearest sentence anywhere in the corpus."""
+        hits = self.index.query_units(vector, 1)
+        return hits[0][1] if hits else 0.0

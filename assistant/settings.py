@@ -1,0 +1,104 @@
+"""Every knob in one place, read from the environment with the prefix ``PHT_``.
+
+>>> from assistant.settings import Settings
+>>> Settings(top_k=3).top_k
+3
+
+``get_settings()`` returns a cached instance; tests and servers override the environment and call
+``get_settings.cache_clear()``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_corpus_dir() -> Path:
+    return PROJECT_ROOT / "corpus"
+
+
+def _default_data_dir() -> Path:
+    # In a checkout the index lives beside the code; an installed package uses ./data.
+    if (PROJECT_ROOT / "pyproject.toml").exists():
+        return PROJECT_ROOT / "data"
+    return Path.cwd() / "data"
+
+
+class Settings(BaseSettings):
+    """Configuration for the assistant; each field can be set as ``PHT_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="PHT_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir, description="Folder for the index.")
+    corpus_dir: Path = Field(
+        default_factory=_default_corpus_dir, description="Folder with the documents and manifest.toml."
+    )
+    collection: str = Field(default="pht-corpus", description="Chroma collection name.")
+
+    top_k: int = Field(default=3, ge=1, le=10, description="Passages the composer may cite.")
+    candidates: int = Field(
+        default=20, ge=1, le=200, description="Passages each retriever returns before fusion."
+    )
+    rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant.")
+    relevance_threshold: float = Field(
+        default=0.40,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Below this relevance the top passage is not trusted and the answer is `not_covered`. "
+            "Chosen on evals/sets; see docs/retrieval.md."
+        ),
+    )
+    relevance_weights: tuple[float, float, float] = Field(
+        default=(0.91, 2.58, -0.70),
+        description="Logistic relevance model: weight of the dense score, of coverage, and the bias.",
+    )
+    scope_similarity: float = Field(
+        default=0.42,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "A question this similar to the corpus or the topic exemplars is on topic; with a "
+            "domain word (hamstring, tendon, ...) 0.6 of it suffices. See docs/retrieval.md."
+        ),
+    )
+    citation_margin: float = Field(
+        default=0.10,
+        ge=0.0,
+        le=1.0,
+        description="Further passages are cited only when within this relevance of the best one.",
+    )
+    max_question_chars: int = Field(default=2000, ge=10, description="Longest question accepted.")
+    max_history_turns: int = Field(default=20, ge=0, description="Turns of history considered.")
+    emergency_contact: str = Field(
+        default="your local emergency number",
+        description="What the urgent reply tells people to call, e.g. 'emergency services on 112'.",
+    )
+    index_check_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds the start-up check of the index may take."
+    )
+    index_lock_timeout: float = Field(
+        default=0.0,
+        ge=0,
+        description="Seconds `pht-assistant index` waits for another build to finish before giving up.",
+    )
+    embedding_batch_size: int = Field(default=32, ge=1, le=512)
+    log_questions: bool = Field(
+        default=False, description="Off by default: nothing a patient types is logged or stored."
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment.
+
+    >>> get_settings() is get_settings()
+    True
+    """
+    return Settings()
