@@ -165,7 +165,7 @@ class Assistant:
                     title = title.split(":", 1)[1]
                 title = title.split(" by ")[0].split(" with Rob")[0].split(" – ")[0].strip()
                 if s["id"] not in {"intro", "outro"} and title:
-                    out.append(title[0].lower() + title[1:] if title[1:2].islower() else title)
+                    out.append(title)
         return out or ["proximal hamstring tendinopathy"]
 
     def close(self) -> None:
@@ -184,22 +184,7 @@ class Assistant:
         return self._chain.invoke(turn)
 
     def _validate(self, question: Any) -> str:
-        if question is None:
-            raise EmptyQuestion()
-        if isinstance(question, bytes):
-            raise InvalidCharacters()
-        if not isinstance(question, str):
-            raise InvalidQuestion("The question must be text; please type it again as plain text.")
-        if any(
-            unicodedata.category(ch) in {"Cc", "Cs", "Co"} and ch not in "\n\t\r" for ch in question
-        ) or "\ufffd" in question:
-            raise InvalidCharacters()
-        text = question.strip()
-        if not text:
-            raise EmptyQuestion()
-        if len(text) > self.settings.max_question_chars:
-            raise QuestionTooLong(len(text), self.settings.max_question_chars)
-        return text
+        return validate_question(question, self.settings.max_question_chars)
 
     def _validate_history(self, history: Sequence[Any] | None) -> list[dict[str, str]]:
         if history is None:
@@ -360,6 +345,30 @@ class Assistant:
         else:
             log.debug("status=%s total_ms=%s", answer.status.value, answer.timings["total"])
         return answer
+
+
+def validate_question(question: Any, max_chars: int) -> str:
+    """The question, stripped; or an :class:`~assistant.errors.InvalidQuestion` saying what to fix.
+
+    >>> validate_question("  Can I run?  ", 100)
+    'Can I run?'
+    """
+    if question is None:
+        raise EmptyQuestion()
+    if isinstance(question, bytes):
+        raise InvalidCharacters()
+    if not isinstance(question, str):
+        raise InvalidQuestion("The question must be text; please type it again as plain text.")
+    if "\ufffd" in question or any(
+        unicodedata.category(ch) in {"Cc", "Cs", "Co"} and ch not in "\n\t\r" for ch in question
+    ):
+        raise InvalidCharacters()
+    text = question.strip()
+    if not text:
+        raise EmptyQuestion()
+    if len(text) > max_chars:
+        raise QuestionTooLong(len(text), max_chars)
+    return text
 
 
 def ensure_index(

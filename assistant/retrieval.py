@@ -44,7 +44,7 @@ _STOPWORDS = frozenset(
     not now of off oh ok okay on once only or other ought our ours ourselves out over own really same shall
     she should shouldn't so some something still such than that that's the their theirs them themselves
     then there there's these they they're thing things this those through to too under until up us very
-    want was wasn't way we we're were weren't what what's when where which while who whom why will with
+    want was wasn't way we every we're were weren't what what's when where which while who whom why will with
     won't would wouldn't yeah yes yet you you're your yours yourself yourselves""".split()
 )
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -101,9 +101,9 @@ class Retriever(Protocol):
 class RelevanceModel:
     """relevance = logistic(w_dense * dense + w_coverage * coverage + bias)."""
 
-    w_dense: float = 0.91
-    w_coverage: float = 2.58
-    bias: float = -0.70
+    w_dense: float = 1.01
+    w_coverage: float = 2.65
+    bias: float = -0.72
 
     def __call__(self, dense: float, coverage: float) -> float:
         z = self.w_dense * dense + self.w_coverage * coverage + self.bias
@@ -125,7 +125,9 @@ class HybridRetriever:
         rrf_k: int = 60,
         relevance: RelevanceModel | None = None,
         detail: int = 5,
+        lexical_weight: float = 0.7,
     ) -> None:
+        self.lexical_weight = lexical_weight
         self.index = index
         self.detail = detail  # passages whose sentences are scored for the composer
         self.candidates = candidates
@@ -179,29 +181,32 @@ class HybridRetriever:
         if n == 0:
             return []
         hits = self.index.query_units(vector, self.candidates * 4)
+        qterms = content_terms(question)
+        # A question made only of the domain's own words ("what is PHT?") is about the condition
+        # itself: the overview passages hubness discounts are then the right ones.
+        hub_weight = self.HUB_WEIGHT if qterms else 0.0
         dense = np.full(n, -np.inf)
         for unit, sim in hits:
             pos = self._chunk_pos.get(unit.chunk_id)
             if pos is None:
                 continue
-            corrected = sim - self.HUB_WEIGHT * self._hub.get(unit.id, 0.0)
+            corrected = sim - hub_weight * self._hub.get(unit.id, 0.0)
             dense[pos] = max(dense[pos], corrected)
 
-        qterms = content_terms(question)
         lexical = self._bm25.get_scores(qterms) if qterms else np.zeros(n)
 
         fused = np.zeros(n)
-        for scores in (dense, lexical):
+        for scores, weight in ((dense, 1.0), (lexical, self.lexical_weight)):
             order = np.argsort(-scores, kind="stable")
             for rank, pos in enumerate(order[: self.candidates]):
                 if np.isfinite(scores[pos]) and (scores is dense or scores[pos] > 0):
-                    fused[pos] += 1.0 / (self.rrf_k + rank + 1)
+                    fused[pos] += weight / (self.rrf_k + rank + 1)
 
         ranked = [p for p in np.argsort(-fused, kind="stable") if fused[p] > 0][: self.candidates]
         qvec = np.asarray(vector, dtype=np.float32)
         out = []
         for rank, pos in enumerate(ranked):
-            cov = (sum(t in self._chunk_terms[pos] for t in qterms) / len(qterms)) if qterms else 0.0
+            cov = (sum(t in self._chunk_terms[pos] for t in qterms) / len(qterms)) if qterms else 0.5
             d = float(dense[pos]) if np.isfinite(dense[pos]) else -1.0
             out.append(
                 Passage(

@@ -132,13 +132,6 @@ _NEGATION = re.compile(
 )
 _CLAUSE_BREAK = re.compile(r"[.;!?\n]|,\s*(but|and|just|only|though|however)\b|\bbut\b|\bjust\b|\bonly\b")
 _SCOPE_BREAK = re.compile(r"[,.;:!?]|\band\b|\bbut\b")
-_SLANG = (
-    (r"\bcan'?t pee properly\b", "can't control my bladder"),
-    (r"\bwee\b", "pee"),
-    (r"\bloo\b", "toilet"),
-    (r"\bbum\b", "bum"),
-)
-
 
 def normalise(text: str) -> str:
     """Lower case, straight apostrophes, single spaces, common misspellings fixed."""
@@ -212,7 +205,7 @@ _CLINICIAN_RULES: tuple[tuple[str, str, str], ...] = (
     (
         "diagnosis",
         "telling one condition from another",
-        r"\b(confirm|tell me|check|work out|say)\b[\w\s',-]{0,20}\b(whether|if)\b[\w\s',-]{0,10}\b(i|it|this)\b[\w\s',-]{0,10}\b(have|has|got|is)\b|\bdiagnos\w*\b",
+        r"\b(confirm|tell me|check|work out|say)\b[\w\s',-]{0,20}\b(whether|if)\b[\w\s',-]{0,10}\b(i|it|this)\b[\w\s',-]{0,10}\b(have|has|got|is)\b|\bdiagnose (me|it|this|what)\b",
     ),
     (
         "diagnosis",

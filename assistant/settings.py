@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     )
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant.")
     relevance_threshold: float = Field(
-        default=0.40,
+        default=0.43,
         ge=0.0,
         le=1.0,
         description=(
@@ -56,7 +56,7 @@ class Settings(BaseSettings):
         ),
     )
     relevance_weights: tuple[float, float, float] = Field(
-        default=(0.91, 2.58, -0.70),
+        default=(1.01, 2.65, -0.72),
         description="Logistic relevance model: weight of the dense score, of coverage, and the bias.",
     )
     scope_similarity: float = Field(
@@ -69,7 +69,7 @@ class Settings(BaseSettings):
         ),
     )
     citation_margin: float = Field(
-        default=0.10,
+        default=0.05,
         ge=0.0,
         le=1.0,
         description="Further passages are cited only when within this relevance of the best one.",
