@@ -118,9 +118,9 @@ class Unit:
 
 
 def chunk_units(chunk: Chunk) -> list[Unit]:
-    """The units of a passage, with offsets in the source file.
+    r"""The units of a passage, with offsets in the source file.
 
-    >>> c = Chunk("d", "T", "v", "s", "S", 10, 60, "Question: Can I run?\n\nAnswer: Yes, slowly. Build up.", 0)
+    >>> c = Chunk("d", "T", "v", "s", "S", 10, 62, "Question: Can I run?\n\nAnswer: Yes, slowly. Build up.", 0)
     >>> [(u.kind, u.text) for u in chunk_units(c)]
     [('question', 'Question: Can I run?'), ('statement', 'Yes, slowly.'), ('statement', 'Build up.')]
     """

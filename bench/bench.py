@@ -103,6 +103,34 @@ def summary(values: list[float]) -> dict[str, Any]:
     }
 
 
+class Background:
+    """How many cores other processes kept busy while a phase ran (from /proc/stat, Linux only).
+
+    The machine's busy time minus this process's and its children's CPU time, over wall time. On
+    a small machine a busy neighbour slows every figure here, so each phase reports it.
+    """
+
+    def __init__(self) -> None:
+        self.start = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float] | None:
+        try:
+            fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        except (OSError, ValueError, IndexError):
+            return None
+        busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+        own = sum(os.times()[:4])
+        return busy, own, time.perf_counter()
+
+    def cores(self) -> float | None:
+        end = self._sample()
+        if self.start is None or end is None or end[2] <= self.start[2]:
+            return None
+        other = (end[0] - self.start[0]) - (end[1] - self.start[1])
+        return round(max(0.0, other) / (end[2] - self.start[2]), 2)
+
+
 # -- machine -------------------------------------------------------------------------------------
 
 
@@ -183,6 +211,7 @@ def bench_build(runs: int, work: Path) -> tuple[dict[str, Any], Any, Path]:
     times, embed_times, report = [], [], None
     keep = work / "index"
     embeddings.embed_documents = timed_embed
+    background = Background()
     try:
         for i in range(runs):
             target = keep if i == runs - 1 else work / f"build-{i}"
@@ -208,6 +237,7 @@ def bench_build(runs: int, work: Path) -> tuple[dict[str, Any], Any, Path]:
         "build_median_ms": med(times),
         "build_encode_runs_ms": embed_times,
         "build_encode_median_ms": med(embed_times),
+        "build_background_cores": background.cores(),
         "chunks": report.chunks,
         "records": report.records,
         "embedded": report.added,
@@ -282,6 +312,7 @@ def bench_cold(runs: int, index_dir: Path) -> dict[str, Any]:
         _, code, out, err = run_cold(cmd, env)
 
     times, statuses, failures = [], [], 0
+    background = Background()
     for i in range(runs):
         wall, code, out, err = run_cold(cmd, env)
         status = answer_status(out)
@@ -304,6 +335,7 @@ def bench_cold(runs: int, index_dir: Path) -> dict[str, Any]:
         "max_ms": max(times) if times else None,
         "statuses": statuses,
         "failures": failures,
+        "background_cores": background.cores(),
     }
 
 
@@ -327,6 +359,7 @@ def bench_warm(passes: int, index_dir: Path, embeddings: Any) -> dict[str, Any]:
         by_status: dict[str, list[float]] = {}
         stages: dict[str, dict[str, list[float]]] = {}
         reported_total: list[float] = []
+        background = Background()
         for p in range(passes):
             assistant.embeddings._cache.clear()
             order = list(QUESTIONS)
@@ -342,11 +375,13 @@ def bench_warm(passes: int, index_dir: Path, embeddings: Any) -> dict[str, Any]:
                 for stage, value in answer.timings.items():
                     per.setdefault(stage, []).append(value)
             log(f"warm pass {p + 1}/{passes}: median so far {med(wall):.1f} ms")
+        warm_background = background.cores()
 
         # The floor: what any query must pay, one encode plus one nearest-neighbour lookup.
         log(f"floor: {passes * len(QUESTIONS)} x (encode + raw Chroma query)")
         collection = assistant.index._collection
         floor, enc, chroma = [], [], []
+        background = Background()
         for p in range(passes):
             for i, (q, _) in enumerate(QUESTIONS):
                 text = f"{q} ({p}.{i})"  # distinct strings; _encode is uncached anyway
@@ -358,6 +393,7 @@ def bench_warm(passes: int, index_dir: Path, embeddings: Any) -> dict[str, Any]:
                 enc.append(ms(t1 - t0))
                 chroma.append(ms(t2 - t1))
                 floor.append(ms(t2 - t0))
+        floor_background = background.cores()
     finally:
         assistant.close()
 
@@ -382,6 +418,7 @@ def bench_warm(passes: int, index_dir: Path, embeddings: Any) -> dict[str, Any]:
             "encode": summary(enc),
             "chroma_query": summary(chroma),
         },
+        "background_cores": {"warm": warm_background, "floor": floor_background},
         "warm_p50_over_floor_p50": round(warm_p50 / floor_p50, 2) if warm_p50 and floor_p50 else None,
         "status_counts_first_pass": {s: list(got.values()).count(s) for s in sorted(set(got.values()))},
         "status_mismatches": mismatches,
@@ -403,7 +440,8 @@ def print_table(result: dict[str, Any]) -> None:
     m, b, c, w = result["machine"], result["build"], result["cold_start"], result["warm"]
     v = m["versions"]
     rows: list[tuple[str, str]] = []
-    rows.append(("machine", f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB"))
+    rows.append(("machine", f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, "
+                            f"torch threads {b['torch_threads']}"))
     rows.append(("versions", f"python {m['python']}, torch {v['torch']}, chromadb {v['chromadb']}, "
                              f"sentence-transformers {v['sentence-transformers']}"))
     rows.append(("runs (N)", str(result["runs"])))
@@ -434,6 +472,14 @@ def print_table(result: dict[str, Any]) -> None:
     for label, value in rows:
         print(f"{label:<{width}}  {value}" if label else "")
     print("-" * (width + 60))
+    bg = {
+        "build": b.get("build_background_cores"),
+        "cold start": c.get("background_cores"),
+        "warm": w["background_cores"]["warm"],
+        "floor": w["background_cores"]["floor"],
+    }
+    print("cores kept busy by other processes: " + ", ".join(
+        f"{k} {v:.2f}" for k, v in bg.items() if v is not None) + f" (of {m['cores']})")
     la, lb = m.get("loadavg_start"), m.get("loadavg_end")
     if la and lb:
         print(f"load average (1 min) at start {la[0]:.2f}, at end {lb[0]:.2f}")

@@ -1,0 +1,50 @@
+# Two commands for a fresh machine:
+#   make run    set up .venv if missing, install, build the index if needed, start the chat page
+#   make test   the same set-up plus test tools and chromium, then the whole suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8501
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test install index bench calibrate chromium clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# torch first, pinned: it is the CPU build on this machine's disk (a plain `torch` pulls CUDA).
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+index: install
+	$(BIN)/pht-assistant index
+
+run: index
+	@echo "Starting the chat page: open http://localhost:$(PORT) in your browser (Ctrl-C stops it)."
+	$(BIN)/streamlit run ui/app.py --server.headless true --server.address 127.0.0.1 \
+		--server.port $(PORT) --browser.gatherUsageStats false
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+test: $(VENV)/.installed-test chromium
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/bench.py
+
+calibrate: install
+	$(BIN)/python bench/calibrate.py --json docs/calibration.json
+
+clean:
+	rm -rf data .pytest_cache

@@ -1,0 +1,34 @@
+"""The runnable examples in the docstrings of the public modules stay true."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import shutil
+
+import pytest
+
+from assistant.settings import get_settings
+
+LIGHT = ["answer", "corpus", "errors", "grounding", "compose", "retrieval", "safety", "settings", "index", "__init__"]
+
+
+@pytest.mark.parametrize("name", LIGHT)
+def test_module_examples(name):
+    module = importlib.import_module("assistant" if name == "__init__" else f"assistant.{name}")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
+    if name not in {"__init__"}:
+        assert result.attempted > 0, f"assistant.{name} has no runnable example"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", ["chain", "embeddings"])
+def test_examples_that_need_the_model(name, built_data_dir, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    shutil.copytree(built_data_dir, data)
+    monkeypatch.setenv("PHT_DATA_DIR", str(data))
+    get_settings.cache_clear()
+    module = importlib.import_module(f"assistant.{name}")
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0
