@@ -120,9 +120,9 @@ class Unit:
 def chunk_units(chunk: Chunk) -> list[Unit]:
     r"""The units of a passage, with offsets in the source file.
 
-    >>> c = Chunk("d", "T", "v", "s", "S", 10, 62, "Question: Can I run?\n\nAnswer: Yes, slowly. Build up.", 0)
+    >>> c = Chunk("d", "T", "v", "s", "S", 10, 72, "Question: Can I run?\n\nAnswer: Yes, run slowly. Build up over weeks.", 0)
     >>> [(u.kind, u.text) for u in chunk_units(c)]
-    [('question', 'Question: Can I run?'), ('statement', 'Yes, slowly.'), ('statement', 'Build up.')]
+    [('question', 'Question: Can I run?'), ('statement', 'Yes, run slowly.'), ('statement', 'Build up over weeks.')]
     """
     units: list[Unit] = []
     for block in _blocks(chunk.text):

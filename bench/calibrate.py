@@ -114,8 +114,9 @@ def main() -> None:
         "balanced_accuracy_full_fit": round(acc_full, 3),
         "threshold_cross_validated": t_cv,
         "balanced_accuracy_cross_validated": round(acc_cv, 3),
-        "answered_recall_at_threshold": round(float((full[y == 1] >= t_full).mean()), 3),
-        "not_covered_recall_at_threshold": round(float((full[y == 0] < t_full).mean()), 3),
+        "chosen_threshold": t_cv,
+        "answered_recall_at_chosen": round(float((full[y == 1] >= t_cv).mean()), 3),
+        "not_covered_recall_at_chosen": round(float((full[y == 0] < t_cv).mean()), 3),
         "scope_similarity": {
             k: {"p10": round(float(np.percentile(v, 10)), 3), "median": round(float(np.median(v)), 3), "p90": round(float(np.percentile(v, 90)), 3)}
             for k, v in sims.items()
