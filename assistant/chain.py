@@ -26,7 +26,6 @@ from assistant.answer import Answer, Status, Triage
 from assistant.errors import (
     EmptyQuestion,
     IndexBusy,
-    IndexMissing,
     InvalidCharacters,
     InvalidHistory,
     InvalidQuestion,
@@ -314,7 +313,9 @@ class Assistant:
         draft = turn.draft
         verdict = check(draft, self._source_text) if draft is not None and draft.citations else None
         if verdict is not None and verdict.ok:
-            turn.answer = Answer(status=Status.answered, text=draft.text, citations=draft.citations, triage=turn.triage)
+            turn.answer = Answer(
+                status=Status.answered, text=draft.text, citations=draft.citations, triage=turn.triage
+            )
         else:
             if verdict is not None:
                 log.warning("reply withheld by the grounding check: %s", verdict.reason)

@@ -73,7 +73,9 @@ def _render(answer: Any) -> str:
         lines.append("")
         lines.append("Sources:")
         for c in answer.citations:
-            lines.append(f"  [{c.n}] {c.title} ({c.source}, version {c.version}, characters {c.start}-{c.end})")
+            lines.append(
+                f"  [{c.n}] {c.title} ({c.source}, version {c.version}, characters {c.start}-{c.end})"
+            )
     lines.append("")
     lines.append(answer.safety_notice)
     return "\n".join(lines)
@@ -124,7 +126,9 @@ def chat() -> None:
 
 @app.command()
 def index(
-    rebuild: Annotated[bool, typer.Option("--rebuild", help="Embed every passage again from scratch.")] = False,
+    rebuild: Annotated[
+        bool, typer.Option("--rebuild", help="Embed every passage again from scratch.")
+    ] = False,
 ) -> None:
     """Build or update the search index from the corpus folder (only changed passages are embedded)."""
     from assistant.chain import ensure_index
@@ -150,15 +154,19 @@ def index(
 @app.command()
 def sources() -> None:
     """List the documents and sections in the index."""
-    from assistant.index import ChromaIndex, read_meta
     from assistant.errors import IndexMissing
+    from assistant.index import ChromaIndex, read_meta
     from assistant.settings import get_settings
 
     settings = get_settings()
     meta = read_meta(settings.data_dir)
     if meta is None:
-        raise IndexMissing(f"There is no index in {settings.data_dir} yet; build it with `pht-assistant index`.")
-    ChromaIndex(settings.data_dir, collection=settings.collection, check_timeout=settings.index_check_timeout).close()
+        raise IndexMissing(
+            f"There is no index in {settings.data_dir} yet; build it with `pht-assistant index`."
+        )
+    ChromaIndex(
+        settings.data_dir, collection=settings.collection, check_timeout=settings.index_check_timeout
+    ).close()
     typer.echo(f"Corpus version {meta.corpus_version}, built {meta.built_at}, model {meta.model}")
     for doc_id, doc in meta.documents.items():
         reviewed = doc.get("reviewed_by") or "not yet reviewed"

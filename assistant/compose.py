@@ -72,9 +72,7 @@ class ExtractiveComposer:
             return Draft(text="", citations=[])
         best = passages[0].relevance
         chosen = [passages[0]] + [
-            p
-            for p in passages[1:]
-            if p.relevance >= max(self.min_relevance, best - self.citation_margin)
+            p for p in passages[1:] if p.relevance >= max(self.min_relevance, best - self.citation_margin)
         ]
         qterms = set(content_terms(question))
         citations: list[Citation] = []

@@ -214,11 +214,15 @@ def load_manifest(corpus_dir: Path) -> list[DocumentEntry]:
             f"The corpus folder {corpus_dir} does not exist; set PHT_CORPUS_DIR to a folder with a {MANIFEST_NAME}."
         )
     if not path.is_file():
-        raise CorpusError(f"The corpus folder {corpus_dir} has no {MANIFEST_NAME}; add one naming each document.")
+        raise CorpusError(
+            f"The corpus folder {corpus_dir} has no {MANIFEST_NAME}; add one naming each document."
+        )
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise CorpusError(f"{path} is not valid TOML ({exc}); fix the file and run `pht-assistant index` again.") from None
+        raise CorpusError(
+            f"{path} is not valid TOML ({exc}); fix the file and run `pht-assistant index` again."
+        ) from None
     rows = data.get("document", [])
     if not isinstance(rows, list) or not rows:
         raise CorpusError(f"{path} names no documents; add a [[document]] table for each file.")
@@ -229,7 +233,9 @@ def load_manifest(corpus_dir: Path) -> list[DocumentEntry]:
             raise CorpusError(f"Entry {i} in {path} is not a table; write it as [[document]].")
         missing = [k for k in ("id", "file", "title") if not str(row.get(k, "")).strip()]
         if missing:
-            raise CorpusError(f"Entry {i} in {path} lacks {', '.join(missing)}; every document needs id, file and title.")
+            raise CorpusError(
+                f"Entry {i} in {path} lacks {', '.join(missing)}; every document needs id, file and title."
+            )
         doc_id = str(row["id"]).strip()
         if not _ID_RE.match(doc_id):
             raise CorpusError(
@@ -269,7 +275,9 @@ def load_corpus(corpus_dir: Path) -> Corpus:
 def load_document(corpus_dir: Path, entry: DocumentEntry) -> Document:
     path = (corpus_dir / entry.file).resolve()
     if not path.is_file():
-        raise CorpusError(f"The manifest names {entry.file} for {entry.id!r}, but there is no such file in {corpus_dir}.")
+        raise CorpusError(
+            f"The manifest names {entry.file} for {entry.id!r}, but there is no such file in {corpus_dir}."
+        )
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         raise CorpusError(
             f"{entry.file} is a {path.suffix or 'suffix-less'} file; the corpus reads .txt and .md files."
@@ -280,7 +288,9 @@ def load_document(corpus_dir: Path, entry: DocumentEntry) -> Document:
     except UnicodeDecodeError:
         raise CorpusError(f"{entry.file} is not UTF-8 text; save it as UTF-8 and index again.") from None
     if "\x00" in text:
-        raise CorpusError(f"{entry.file} contains binary data; the corpus reads plain text and Markdown only.")
+        raise CorpusError(
+            f"{entry.file} contains binary data; the corpus reads plain text and Markdown only."
+        )
     if text.startswith("\ufeff"):
         pass  # a BOM is one character of the source; offsets stay exact
     is_markdown = path.suffix.lower() in {".md", ".markdown"}

@@ -68,15 +68,11 @@ class IndexMissing(IndexUnavailable):
 
 
 class IndexDamaged(IndexUnavailable):
-    default_message = (
-        "The index is damaged or unreadable; rebuild it with `pht-assistant index --rebuild`."
-    )
+    default_message = "The index is damaged or unreadable; rebuild it with `pht-assistant index --rebuild`."
 
 
 class IndexBusy(IndexUnavailable):
-    default_message = (
-        "The index is being rebuilt by another process; please try again when it has finished."
-    )
+    default_message = "The index is being rebuilt by another process; please try again when it has finished."
 
 
 class ModelUnavailable(AssistantError):

@@ -261,8 +261,14 @@ def build_index(
 
         if meta and meta.corpus_version == corpus.version and meta.records == len(records):
             return BuildReport(
-                chunks=len(all_chunks), records=len(records), added=0, removed=0, unchanged=len(records),
-                corpus_version=corpus.version, model=model, changed=False,
+                chunks=len(all_chunks),
+                records=len(records),
+                added=0,
+                removed=0,
+                unchanged=len(records),
+                corpus_version=corpus.version,
+                model=model,
+                changed=False,
                 seconds=time.perf_counter() - began,
             )
 
@@ -339,9 +345,16 @@ def build_index(
         )
         _remove_old_generations(data_dir, keep={generation, previous})
         return BuildReport(
-            chunks=len(all_chunks), records=len(records), added=len(fresh), removed=len(stale),
-            unchanged=len(records) - len(fresh), corpus_version=corpus.version, model=model,
-            changed=True, seconds=time.perf_counter() - began, rebuilt_because=reason,
+            chunks=len(all_chunks),
+            records=len(records),
+            added=len(fresh),
+            removed=len(stale),
+            unchanged=len(records) - len(fresh),
+            corpus_version=corpus.version,
+            model=model,
+            changed=True,
+            seconds=time.perf_counter() - began,
+            rebuilt_because=reason,
         )
 
 
@@ -490,7 +503,9 @@ class ChromaIndex:
                 got = self._collection.get(where={"kind": "chunk"}, include=["documents", "metadatas"])
                 chunks = [chunk_from_record(d, m) for d, m in zip(got["documents"], got["metadatas"])]
                 order = list(self.meta.documents)
-                chunks.sort(key=lambda c: (order.index(c.doc_id) if c.doc_id in order else len(order), c.start))
+                chunks.sort(
+                    key=lambda c: (order.index(c.doc_id) if c.doc_id in order else len(order), c.start)
+                )
                 self._records = chunks
             return self._records
 

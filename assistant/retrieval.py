@@ -148,7 +148,9 @@ class HybridRetriever:
             self._chunk_pos = {c.id: i for i, c in enumerate(self._chunks)}
             self._chunk_terms = [set(terms(f"{c.section_title} {c.text}")) for c in self._chunks]
             self._bm25 = bm25s.BM25()
-            self._bm25.index([terms(f"{c.section_title} {c.text}") or [""] for c in self._chunks], show_progress=False)
+            self._bm25.index(
+                [terms(f"{c.section_title} {c.text}") or [""] for c in self._chunks], show_progress=False
+            )
             self._hub = self._hubness()
             self._ready = True
 
@@ -158,7 +160,11 @@ class HybridRetriever:
         if len(ids) == 0:
             return {}
         rng = np.random.default_rng(0)
-        ref = np.arange(len(ids)) if len(ids) <= self.HUB_SAMPLE else rng.choice(len(ids), self.HUB_SAMPLE, replace=False)
+        ref = (
+            np.arange(len(ids))
+            if len(ids) <= self.HUB_SAMPLE
+            else rng.choice(len(ids), self.HUB_SAMPLE, replace=False)
+        )
         ref_vecs, ref_groups = vectors[ref], groups[ref]
         hub: dict[str, float] = {}
         for start in range(0, len(ids), 1024):
@@ -168,7 +174,9 @@ class HybridRetriever:
             k = min(self.HUB_NEIGHBOURS, sims.shape[1])
             top = np.sort(sims, axis=1)[:, -k:]
             top = np.where(top <= -1.0, np.nan, top)
-            means = np.nan_to_num(np.nanmean(np.where(np.isnan(top).all(axis=1, keepdims=True), 0.0, top), axis=1))
+            means = np.nan_to_num(
+                np.nanmean(np.where(np.isnan(top).all(axis=1, keepdims=True), 0.0, top), axis=1)
+            )
             for uid, m in zip(ids[start : start + 1024], means):
                 hub[uid] = float(m)
         return hub

@@ -133,6 +133,7 @@ _NEGATION = re.compile(
 _CLAUSE_BREAK = re.compile(r"[.;!?\n]|,\s*(but|and|just|only|though|however)\b|\bbut\b|\bjust\b|\bonly\b")
 _SCOPE_BREAK = re.compile(r"[,.;:!?]|\band\b|\bbut\b")
 
+
 def normalise(text: str) -> str:
     """Lower case, straight apostrophes, single spaces, common misspellings fixed."""
     t = text.lower().replace("’", "'").replace("‘", "'")
@@ -150,7 +151,11 @@ def normalise(text: str) -> str:
 
 def _clauses(text: str) -> list[str]:
     parts = _CLAUSE_BREAK.split(text)
-    return [p for p in parts if p and p.strip() and p.strip() not in {"but", "and", "just", "only", "though", "however"}]
+    return [
+        p
+        for p in parts
+        if p and p.strip() and p.strip() not in {"but", "and", "just", "only", "though", "however"}
+    ]
 
 
 def _affirmed(pattern: str, clause: str) -> str:

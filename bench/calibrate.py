@@ -25,10 +25,14 @@ SETS = ROOT / "evals" / "sets"
 
 
 def load(name: str) -> list[dict]:
-    return [json.loads(line) for line in (SETS / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in (SETS / name).read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
-def fit_logistic(X: np.ndarray, y: np.ndarray, l2: float = 0.01, steps: int = 20000, lr: float = 0.5) -> np.ndarray:
+def fit_logistic(
+    X: np.ndarray, y: np.ndarray, l2: float = 0.01, steps: int = 20000, lr: float = 0.5
+) -> np.ndarray:
     """Class-balanced logistic regression by gradient descent; returns [w..., bias]."""
     Xb = np.hstack([X, np.ones((len(X), 1))])
     w = np.zeros(Xb.shape[1])
@@ -102,7 +106,9 @@ def main() -> None:
         vals = []
         for case in load(name):
             v = np.asarray(assistant.embeddings.embed_query(case["question"]))
-            vals.append(max(assistant.retriever.max_similarity(list(v)), float((assistant._exemplars @ v).max())))
+            vals.append(
+                max(assistant.retriever.max_similarity(list(v)), float((assistant._exemplars @ v).max()))
+            )
         sims[name] = vals
 
     report = {
@@ -118,7 +124,11 @@ def main() -> None:
         "answered_recall_at_chosen": round(float((full[y == 1] >= t_cv).mean()), 3),
         "not_covered_recall_at_chosen": round(float((full[y == 0] < t_cv).mean()), 3),
         "scope_similarity": {
-            k: {"p10": round(float(np.percentile(v, 10)), 3), "median": round(float(np.median(v)), 3), "p90": round(float(np.percentile(v, 90)), 3)}
+            k: {
+                "p10": round(float(np.percentile(v, 10)), 3),
+                "median": round(float(np.median(v)), 3),
+                "p90": round(float(np.percentile(v, 90)), 3),
+            }
             for k, v in sims.items()
         },
     }

@@ -47,7 +47,9 @@ def assistant(built_data_dir, embeddings):
     """One Assistant over the built index, shared by the tests that only ask."""
     from assistant import Assistant, Settings
 
-    a = Assistant.from_settings(Settings(data_dir=built_data_dir), embeddings=embeddings, notify=lambda m: None)
+    a = Assistant.from_settings(
+        Settings(data_dir=built_data_dir), embeddings=embeddings, notify=lambda m: None
+    )
     a.warm_up()
     yield a
     a.close()

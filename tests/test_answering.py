@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import ROOT
 
 from assistant import SAFETY_NOTICE, Status
-from assistant.errors import EmptyQuestion, InvalidCharacters, InvalidHistory, QuestionTooLong
-from conftest import ROOT
+from assistant.errors import (
+    EmptyQuestion,
+    InvalidCharacters,
+    InvalidHistory,
+    QuestionTooLong,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -69,9 +74,7 @@ def test_patient_questions_cite_the_right_section(assistant, section, question):
 
 
 def test_most_patient_questions_cite_their_section_first(assistant):
-    hits = [
-        _cited(assistant.ask(q))[:1] == [s] for s, qs in PATIENT_QUESTIONS.items() for q in qs
-    ]
+    hits = [_cited(assistant.ask(q))[:1] == [s] for s, qs in PATIENT_QUESTIONS.items() for q in qs]
     assert sum(hits) / len(hits) >= 0.8
 
 
@@ -81,9 +84,12 @@ def test_citations_quote_the_source_exactly(assistant):
     for c in answer.citations:
         assert SOURCE[c.start : c.end] == c.quote
         assert f"{c.quote} [{c.n}]" in answer.text
-        assert c.version == json.loads((assistant.index.data_dir / "index.json").read_text())["documents"][
-            "pht-podcast-qa"
-        ]["version"]
+        assert (
+            c.version
+            == json.loads((assistant.index.data_dir / "index.json").read_text())["documents"][
+                "pht-podcast-qa"
+            ]["version"]
+        )
     assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
     scores = [c.score for c in answer.citations]
     assert scores == sorted(scores, reverse=True)  # [1] is the most relevant
@@ -137,7 +143,9 @@ def test_urgent_replies_send_people_to_care_without_rehab_tips(assistant):
 
 
 def test_negated_flags_are_not_urgent(assistant):
-    answer = assistant.ask("No numbness and no bladder problems, just a deep ache when running. Can running be rehab?")
+    answer = assistant.ask(
+        "No numbness and no bladder problems, just a deep ache when running. Can running be rehab?"
+    )
     assert answer.status is not Status.urgent
 
 
@@ -197,7 +205,10 @@ def test_grounding_withholds_a_reply_its_sources_do_not_support(assistant):
 
     answer = assistant.ask("Which exercises can I do to build muscle with PHT?")
     c = answer.citations[0]
-    tampered = Draft(text=answer.body.replace(c.quote, c.quote + " Also take two painkillers daily."), citations=answer.citations)
+    tampered = Draft(
+        text=answer.body.replace(c.quote, c.quote + " Also take two painkillers daily."),
+        citations=answer.citations,
+    )
     assert not check(tampered, assistant._source_text).ok
     assert check(Draft(text=answer.body, citations=answer.citations), assistant._source_text).ok
 

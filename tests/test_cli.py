@@ -19,7 +19,9 @@ def run(*args: str, data_dir: Path | None = None, env: dict | None = None, timeo
     full_env = {**os.environ, **(env or {})}
     if data_dir is not None:
         full_env["PHT_DATA_DIR"] = str(data_dir)
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=full_env, timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, env=full_env, timeout=timeout, stdin=subprocess.DEVNULL
+    )
 
 
 def test_help_imports_nothing_heavy():
@@ -46,7 +48,12 @@ def test_help_and_version():
 
 @pytest.mark.parametrize(
     "question, needle",
-    [("", "empty"), ("   ", "empty"), ("x" * 3000, "characters or fewer"), ("bad\x01char", "control characters")],
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        ("x" * 3000, "characters or fewer"),
+        ("bad\x01char", "control characters"),
+    ],
 )
 def test_bad_questions_exit_2_with_one_sentence(question, needle, tmp_path):
     out = run("ask", question, data_dir=tmp_path / "data")

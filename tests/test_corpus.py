@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import ROOT, write_corpus
 
 from assistant.corpus import chunk_units, load_corpus, parse_markdown, parse_text
 from assistant.errors import CorpusError
-from conftest import ROOT, write_corpus
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_question_paragraphs_are_never_quotable(seed):
         for unit in chunk_units(chunk):
             if unit.kind == "statement":
                 assert not unit.text.startswith(("Question", "Answer:", "“"))
-                assert not unit.text.rstrip("”\"").endswith("?")
+                assert not unit.text.rstrip('”"').endswith("?")
 
 
 def test_versions_are_content_hashes(tmp_path):

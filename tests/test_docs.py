@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT
 
 from assistant import get_settings
-from conftest import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 

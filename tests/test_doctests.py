@@ -10,7 +10,18 @@ import pytest
 
 from assistant.settings import get_settings
 
-LIGHT = ["answer", "corpus", "errors", "grounding", "compose", "retrieval", "safety", "settings", "index", "__init__"]
+LIGHT = [
+    "answer",
+    "corpus",
+    "errors",
+    "grounding",
+    "compose",
+    "retrieval",
+    "safety",
+    "settings",
+    "index",
+    "__init__",
+]
 
 
 @pytest.mark.parametrize("name", LIGHT)

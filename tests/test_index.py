@@ -8,15 +8,17 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT, write_corpus
 
 from assistant import Assistant, Settings
 from assistant.errors import IndexBusy, IndexDamaged, IndexMissing
 from assistant.index import ChromaIndex, build_index, read_meta, writer_lock
-from conftest import ROOT, write_corpus
 
 pytestmark = pytest.mark.integration
 
-DOC_A = "Loading guide\n\nIntro words about tendons.\n\nQ&A 1: Squats\n\nAnswer: Squat to a box. Keep it slow.\n"
+DOC_A = (
+    "Loading guide\n\nIntro words about tendons.\n\nQ&A 1: Squats\n\nAnswer: Squat to a box. Keep it slow.\n"
+)
 DOC_B = "Running notes\n\nQ&A 1: Hills\n\nAnswer: Avoid steep hills at first. Walk them.\n"
 
 
@@ -169,7 +171,9 @@ def test_missing_and_damaged_indexes_say_how_to_rebuild(tmp_path, embeddings):
 def test_first_use_builds_the_index(tmp_path, embeddings):
     data = tmp_path / "fresh"
     said = []
-    a = Assistant.from_settings(Settings(data_dir=data), embeddings=embeddings, notify=said.append, progress=False)
+    a = Assistant.from_settings(
+        Settings(data_dir=data), embeddings=embeddings, notify=said.append, progress=False
+    )
     assert said and "building it" in said[0]
     assert read_meta(data).documents["pht-podcast-qa"]["sections"][1]["id"] == "qa-1"
     assert a.ask("Can running be part of my rehab?").status.value == "answered"

@@ -12,7 +12,14 @@ import re
 
 import streamlit as st
 
-from assistant import SAFETY_NOTICE, Answer, Assistant, AssistantError, Status, get_settings
+from assistant import (
+    SAFETY_NOTICE,
+    Answer,
+    Assistant,
+    AssistantError,
+    Status,
+    get_settings,
+)
 
 log = logging.getLogger("assistant.ui")
 
@@ -87,9 +94,7 @@ except AssistantError as exc:
     st.stop()
 
 turns: list[dict] = st.session_state.setdefault("turns", [])
-question = st.chat_input(
-    "Ask a question about PHT…", max_chars=assistant.settings.max_question_chars
-)
+question = st.chat_input("Ask a question about PHT…", max_chars=assistant.settings.max_question_chars)
 
 if not turns and not question:
     with st.chat_message("assistant"):
