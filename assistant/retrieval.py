@@ -27,6 +27,7 @@ import numpy as np
 
 from assistant.corpus import Chunk, Unit
 from assistant.index import ChromaIndex
+from assistant.settings import CALIBRATED_RELEVANCE
 
 # Words every question and passage in this domain share: they say nothing about *which* passage
 # answers. Stemmed at import.
@@ -47,6 +48,7 @@ _STOPWORDS = frozenset(
     want was wasn't way we every we're were weren't what what's when where which while who whom why will with
     won't would wouldn't yeah yes yet you you're your yours yourself yourselves""".split()
 )
+_STOPWORDS = _STOPWORDS | {w.replace("'", "") for w in _STOPWORDS}  # "whats", "dont", ...
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
@@ -64,16 +66,30 @@ def _generic_stems() -> frozenset[str]:
 
 def terms(text: str) -> list[str]:
     """Stemmed words of ``text`` without stopwords."""
-    words = [w.replace("'", "") for w in _WORD.findall(text.lower().replace("’", "'")) if w not in _STOPWORDS]
+    words = [
+        w for w in (m.replace("'", "") for m in _WORD.findall(text.lower().replace("’", "'"))) if w not in _STOPWORDS
+    ]
     return [w for w in _stemmer().stemWords(words) if len(w) > 1]
+
+
+@lru_cache(maxsize=4096)
+def _is_generic(stem: str) -> bool:
+    """A domain word, or a misspelling of one ("tendonopathy", "hamstrng")."""
+    generic = _generic_stems()
+    if stem in generic:
+        return True
+    if len(stem) < 6:
+        return False
+    from difflib import get_close_matches
+
+    return bool(get_close_matches(stem, generic, n=1, cutoff=0.85))
 
 
 def content_terms(text: str) -> list[str]:
     """The question's specific words: :func:`terms` less the words the whole domain shares."""
-    generic = _generic_stems()
     seen: dict[str, None] = {}
     for t in terms(text):
-        if t not in generic:
+        if not _is_generic(t):
             seen.setdefault(t, None)
     return list(seen)
 
@@ -101,9 +117,9 @@ class Retriever(Protocol):
 class RelevanceModel:
     """relevance = logistic(w_dense * dense + w_coverage * coverage + bias)."""
 
-    w_dense: float = 1.01
-    w_coverage: float = 2.65
-    bias: float = -0.72
+    w_dense: float = CALIBRATED_RELEVANCE[0]
+    w_coverage: float = CALIBRATED_RELEVANCE[1]
+    bias: float = CALIBRATED_RELEVANCE[2]
 
     def __call__(self, dense: float, coverage: float) -> float:
         z = self.w_dense * dense + self.w_coverage * coverage + self.bias

@@ -57,7 +57,7 @@ RED_FLAGS: tuple[Flag, ...] = (
         _p(
             r"\bsaddle\b[\w\s',-]{0,20}\b(numb\w*|anaesthesia|anesthesia|tingl\w*|no feeling|pins and needles)",
             r"\b(numb\w*|no feeling|can'?t feel|tingl\w*|pins and needles)\b[\w\s',-]{0,40}\b(groin|genital\w*|privates|crotch|perineum|between my legs|inner thighs?|bum|butt|buttocks?|bottom|backside|anus|back passage|where i sit|when i wipe|saddle)",
-            r"\b(groin|genital\w*|privates|crotch|perineum|between my legs|inner thighs?|bum|butt|buttocks|bottom|backside|anus|back passage|saddle)\b[\w\s',-]{0,50}\b(numb\w*|no feeling|gone dead|feels dead|lost (all )?feeling)",
+            r"\b(groin|genital\w*|privates|crotch|perineum|between my legs|inner thighs?|bum|butt|buttocks|bottom|backside|anus|back passage|saddle|where i sit|sit on)\b[\w\s',-]{0,50}\b(numb\w*|no feeling|gone dead|feels dead|lost (all )?feeling)",
             r"\bnumb (bum|butt|bottom|backside)\b",
             r"\b(numb\w*|no feeling|tingl\w*)\b[\w\s',-]{0,10}\bdown there\b",
         ),
@@ -73,6 +73,8 @@ RED_FLAGS: tuple[Flag, ...] = (
             r"\b(leg|legs|foot|ankle)\b[\w\s',-]{0,25}\b(getting|becoming|growing|more and more|increasingly|progressively)\b[\w\s',-]{0,10}\b(weak\w*|numb\w*|useless)",
             r"\b(weak\w*|wobbly|giving way|gives way|give way|numb\w*)\b[\w\s',-]{0,40}\b(getting worse|spreading|worsening|progress\w*|worse (and worse|each|every|by the)|week by week|day by day)",
             r"\b(progressive|worsening|increasing|spreading)\b[\w\s',-]{0,10}\b(weak\w*|numb\w*)",
+            r"\bboth (legs|feet|thighs)\b[\w\s',-]{0,25}\b(weak\w*|numb\w*|tingl\w*|pins and needles|giving way|give way)",
+            r"\b(weak\w*|numb\w*|tingl\w*)\b[\w\s',-]{0,20}\bboth (legs|feet|thighs)\b",
         ),
     ),
     Flag(

@@ -18,6 +18,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# Chosen by bench/calibrate.py on evals/sets (docs/retrieval.md); `make calibrate` re-runs it.
+CALIBRATED_RELEVANCE = (1.00, 2.72, -0.75)  # logistic weights: dense, coverage, bias
+CALIBRATED_THRESHOLD = 0.42
+
 
 def _default_corpus_dir() -> Path:
     return PROJECT_ROOT / "corpus"
@@ -47,7 +51,7 @@ class Settings(BaseSettings):
     )
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank-fusion constant.")
     relevance_threshold: float = Field(
-        default=0.43,
+        default=CALIBRATED_THRESHOLD,
         ge=0.0,
         le=1.0,
         description=(
@@ -56,7 +60,7 @@ class Settings(BaseSettings):
         ),
     )
     relevance_weights: tuple[float, float, float] = Field(
-        default=(1.01, 2.65, -0.72),
+        default=CALIBRATED_RELEVANCE,
         description="Logistic relevance model: weight of the dense score, of coverage, and the bias.",
     )
     scope_similarity: float = Field(

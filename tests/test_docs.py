@@ -57,3 +57,16 @@ def test_readme_commands_run(args, built_data_dir, tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip()
+
+
+def test_calibrated_defaults_match_the_recorded_calibration():
+    import json
+
+    from assistant.settings import CALIBRATED_RELEVANCE, CALIBRATED_THRESHOLD
+
+    recorded = json.loads((ROOT / "docs" / "calibration.json").read_text())
+    assert recorded["chosen_threshold"] == CALIBRATED_THRESHOLD
+    w = recorded["weights"]
+    assert (w["w_dense"], w["w_coverage"], w["bias"]) == pytest.approx(CALIBRATED_RELEVANCE, abs=0.006)
+    retrieval_md = (ROOT / "docs" / "retrieval.md").read_text()
+    assert f"Below **{CALIBRATED_THRESHOLD}**" in retrieval_md
