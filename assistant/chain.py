@@ -284,16 +284,18 @@ class Assistant:
         return turn
 
     def _retrieve(self, turn: Turn) -> Turn:
-        from assistant.retrieval import content_terms
-
         t = time.perf_counter()
-        vector = turn.vector
-        query = turn.question
-        if turn.user_turns and len(content_terms(turn.question)) <= 3:
-            # a short follow-up ("what about speed work?") leans on the question before it
+        passages = self.retriever.retrieve(turn.question, turn.vector)
+        weak = not passages or passages[0].relevance < self.settings.relevance_threshold
+        if weak and turn.user_turns:
+            # A follow-up ("what about speed work?") is searched together with the question before
+            # it, but its own specific words must still be covered: a new topic is not answered
+            # from the old one.
             query = f"{turn.user_turns[-1]} {turn.question}"
-            vector = self.embeddings.embed_query(query)
-        turn.passages = self.retriever.retrieve(query, vector)
+            merged = self.retriever.retrieve(query, self.embeddings.embed_query(query), focus=turn.question)
+            if merged and (not passages or merged[0].relevance > passages[0].relevance):
+                passages = merged
+        turn.passages = passages
         turn.lap("retrieve", t)
         return turn
 

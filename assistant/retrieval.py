@@ -163,6 +163,7 @@ class HybridRetriever:
             self._chunks = self.index.records()
             self._chunk_pos = {c.id: i for i, c in enumerate(self._chunks)}
             self._chunk_terms = [set(terms(f"{c.section_title} {c.text}")) for c in self._chunks]
+            self._vocabulary = sorted(set().union(*self._chunk_terms)) if self._chunk_terms else []
             self._bm25 = bm25s.BM25()
             self._bm25.index(
                 [terms(f"{c.section_title} {c.text}") or [""] for c in self._chunks], show_progress=False
@@ -199,13 +200,17 @@ class HybridRetriever:
 
     # -- per question --------------------------------------------------------------------------
 
-    def retrieve(self, question: str, vector: list[float]) -> list[Passage]:
+    def retrieve(self, question: str, vector: list[float], *, focus: str | None = None) -> list[Passage]:
+        """Passages best first. ``focus``: the text whose specific words coverage counts
+        (defaults to ``question``; a follow-up searched together with the turn before it still
+        has to be answered on its own words)."""
         self.warm_up()
         n = len(self._chunks)
         if n == 0:
             return []
         hits = self.index.query_units(vector, self.candidates * 4)
-        qterms = content_terms(question)
+        qterms = self._spelled(content_terms(question))
+        focus_terms = self._spelled(content_terms(focus)) if focus is not None else qterms
         # A question made only of the domain's own words ("what is PHT?") is about the condition
         # itself: the overview passages hubness discounts are then the right ones.
         hub_weight = self.HUB_WEIGHT if qterms else 0.0
@@ -230,7 +235,11 @@ class HybridRetriever:
         qvec = np.asarray(vector, dtype=np.float32)
         out = []
         for rank, pos in enumerate(ranked):
-            cov = (sum(t in self._chunk_terms[pos] for t in qterms) / len(qterms)) if qterms else 0.5
+            cov = (
+                (sum(t in self._chunk_terms[pos] for t in focus_terms) / len(focus_terms))
+                if focus_terms
+                else 0.5
+            )
             d = float(dense[pos]) if np.isfinite(dense[pos]) else -1.0
             out.append(
                 Passage(
@@ -244,6 +253,21 @@ class HybridRetriever:
                 )
             )
         return out
+
+    def _spelled(self, words: list[str]) -> list[str]:
+        """Words the corpus never uses, replaced by a close spelling it does ("stregnth")."""
+        return [self._spelling(w) for w in words]
+
+    @lru_cache(maxsize=4096)  # noqa: B019 - one retriever per index, kept for the process
+    def _spelling(self, word: str) -> str:
+        if word in self._vocabulary or len(word) < 7 or len(self._vocabulary) > 200_000:
+            return word
+        from difflib import get_close_matches
+
+        close = get_close_matches(word, self._vocabulary, n=1, cutoff=0.86)
+        if not close or word.startswith(close[0]):  # "strengthen" is a word of its own, not a typo
+            return word
+        return close[0]
 
     def _scored_units(self, chunk_id: str, qvec: np.ndarray) -> list[tuple[Unit, float]]:
         return [(unit, float(vec @ qvec)) for unit, vec in self.index.units_of(chunk_id)]

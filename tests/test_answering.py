@@ -221,3 +221,12 @@ def test_concurrent_questions_from_threads(assistant):
         answers = list(pool.map(assistant.ask, questions))
     assert all(a.status is Status.answered for a in answers)
     assert len({a.id for a in answers}) == len(answers)
+
+
+def test_a_new_topic_is_not_answered_from_the_previous_one(assistant):
+    history = [
+        {"role": "user", "content": "Which exercises can I do to build muscle with PHT?"},
+        {"role": "assistant", "content": "..."},
+    ]
+    answer = assistant.ask("Should I stretch my hamstrings?", history=history)
+    assert answer.status is Status.not_covered
