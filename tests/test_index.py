@@ -198,3 +198,43 @@ def test_a_new_document_is_answered_after_index(tmp_path, embeddings):
     assert answer.status.value == "answered"
     assert answer.citations[0].source.startswith("cycling-notes#")
     a.close()
+
+
+def test_readers_keep_answering_while_another_process_rebuilds(built_data_dir, tmp_path, embeddings):
+    """One writer at a time: a second writer is told so at once, readers are not disturbed."""
+    import os
+    import time
+
+    data = tmp_path / "data"
+    shutil.copytree(built_data_dir, data)
+    reader = Assistant.from_settings(Settings(data_dir=data), embeddings=embeddings, notify=lambda m: None)
+    env = {**os.environ, "PHT_DATA_DIR": str(data)}
+    cli = [sys.executable, "-m", "assistant.cli", "index", "--rebuild"]
+    writer = subprocess.Popen(cli, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # wait until the writer holds the lock
+            try:
+                with writer_lock(data):
+                    pass
+            except IndexBusy:
+                break
+            assert writer.poll() is None, writer.communicate()
+            time.sleep(0.05)
+        second = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2
+        assert "being rebuilt" in second.stderr and "Traceback" not in second.stderr
+        for _ in range(5):
+            assert reader.ask("Can running be part of my rehab?").status.value == "answered"
+        out, err = writer.communicate(timeout=300)
+        assert writer.returncode == 0, err
+        assert "Indexed 5 passages" in out
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+    # the reader still works on the generation it opened; a new reader opens the new one
+    assert reader.ask("Which exercises build muscle with PHT?").status.value == "answered"
+    fresh = ChromaIndex(data)
+    assert fresh.meta.generation != reader.index.meta.generation
+    fresh.close()
+    reader.close()
