@@ -64,11 +64,19 @@ def _generic_stems() -> frozenset[str]:
     return frozenset(_stemmer().stemWords(_DOMAIN_GENERIC.split()))
 
 
+_BRITISH_IZE = re.compile(r"^(\w{4,})is(e|ed|es|ing|ation|ations)$")
+
+
 def terms(text: str) -> list[str]:
-    """Stemmed words of ``text`` without stopwords."""
+    """Stemmed words of ``text`` without stopwords ("personalised" and "personalized" agree).
+
+    >>> terms("Personalised advice for runners")
+    ['person', 'advic', 'runner']
+    """
     words = [
         w for w in (m.replace("'", "") for m in _WORD.findall(text.lower().replace("’", "'"))) if w not in _STOPWORDS
     ]
+    words = [_BRITISH_IZE.sub(r"\1iz\2", w) for w in words]
     return [w for w in _stemmer().stemWords(words) if len(w) > 1]
 
 
