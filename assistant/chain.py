@@ -134,6 +134,7 @@ class Assistant:
         index = ChromaIndex(
             settings.data_dir, collection=settings.collection, check_timeout=settings.index_check_timeout
         )
+        _hint_if_corpus_changed(settings, index.corpus_version, say)
         return cls(settings, embeddings=embeddings, index=index, composer=composer)
 
     def warm_up(self) -> None:
@@ -348,6 +349,20 @@ class Assistant:
         else:
             log.debug("status=%s total_ms=%s", answer.status.value, answer.timings["total"])
         return answer
+
+
+def _hint_if_corpus_changed(settings: Settings, indexed_version: str, say: Callable[[str], None]) -> None:
+    """Readers answer from the index as built; say so when the corpus folder has moved on."""
+    from assistant.corpus import load_corpus
+    from assistant.errors import CorpusError
+
+    try:
+        current = load_corpus(settings.corpus_dir).version
+    except CorpusError as exc:
+        say(f"Answering from the existing index; the corpus folder has a problem: {exc}")
+        return
+    if current != indexed_version:
+        say("The corpus has changed since the index was built; run `pht-assistant index` to include the changes.")
 
 
 def validate_question(question: Any, max_chars: int) -> str:

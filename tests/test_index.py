@@ -238,3 +238,15 @@ def test_readers_keep_answering_while_another_process_rebuilds(built_data_dir, t
     assert fresh.meta.generation != reader.index.meta.generation
     fresh.close()
     reader.close()
+
+
+def test_readers_say_when_the_corpus_moved_on(tmp_path, embeddings):
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": ("doc-a", DOC_A)})
+    settings = Settings(data_dir=tmp_path / "data", corpus_dir=corpus)
+    Assistant.from_settings(settings, embeddings=embeddings, notify=lambda m: None).close()
+    (corpus / "a.txt").write_text(DOC_A + "\nQ&A 2: Hills\n\nAnswer: Walk the hills at first, then run them.\n")
+    said: list[str] = []
+    a = Assistant.from_settings(settings, embeddings=embeddings, notify=said.append)
+    assert any("run `pht-assistant index`" in m for m in said)
+    assert a.index.meta.corpus_version != build_index(settings.data_dir, corpus, embeddings).corpus_version
+    a.close()
