@@ -415,7 +415,7 @@ def ensure_index(
         if bar is None:
             from tqdm import tqdm
 
-            bar = tqdm(total=total, desc="Indexing passages", unit="passage", file=sys.stderr)
+            bar = tqdm(total=total, desc="Embedding passages and sentences", unit="text", file=sys.stderr)
         bar.n = done
         bar.refresh()
 

@@ -86,6 +86,10 @@ class MiniLMEmbeddings(Embeddings):
     def model_id(self) -> str:
         return model_id()
 
+    @property
+    def is_loaded(self) -> bool:
+        return _load.cache_info().currsize > 0
+
     def warm_up(self) -> None:
         """Load the model now rather than on the first question."""
         self._model()

@@ -286,6 +286,8 @@ def build_index(
                 col.delete(ids=stale[i : i + _ADD_BATCH])
             done = 0
             if fresh and hasattr(embeddings, "warm_up"):
+                if not getattr(embeddings, "is_loaded", True):
+                    say("Loading the embedding model (takes a few seconds, once per process).")
                 embeddings.warm_up()  # load the model before the progress bar starts
             if progress:
                 progress(0, len(fresh), "embedding")
