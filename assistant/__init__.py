@@ -13,6 +13,7 @@ from assistant.chain import Assistant
 from assistant.errors import (
     AssistantError,
     CorpusError,
+    DataFolderError,
     EmptyQuestion,
     IndexBusy,
     IndexDamaged,
@@ -34,6 +35,7 @@ __all__ = [
     "AssistantError",
     "Citation",
     "CorpusError",
+    "DataFolderError",
     "EmptyQuestion",
     "IndexBusy",
     "IndexDamaged",

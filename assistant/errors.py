@@ -63,6 +63,10 @@ class IndexUnavailable(AssistantError):
     """The search index is missing, damaged or busy."""
 
 
+class DataFolderError(IndexUnavailable):
+    """``PHT_DATA_DIR`` cannot hold an index."""
+
+
 class IndexMissing(IndexUnavailable):
     default_message = "There is no index yet; build it with `pht-assistant index`."
 
@@ -85,6 +89,7 @@ class ModelUnavailable(AssistantError):
 __all__ = [
     "AssistantError",
     "CorpusError",
+    "DataFolderError",
     "EmptyQuestion",
     "IndexBusy",
     "IndexDamaged",

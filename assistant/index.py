@@ -34,7 +34,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from assistant.corpus import Chunk, Corpus, Unit, chunk_units, load_corpus
-from assistant.errors import IndexBusy, IndexDamaged, IndexMissing
+from assistant.errors import DataFolderError, IndexBusy, IndexDamaged, IndexMissing
 
 META_NAME = "index.json"
 LOCK_NAME = ".index.lock"
@@ -85,8 +85,17 @@ class BuildReport:
         return self.added
 
 
+def check_data_dir(data_dir: Path) -> None:
+    """Raise :class:`DataFolderError` when ``data_dir`` exists but is not a folder."""
+    if Path(data_dir).exists() and not Path(data_dir).is_dir():
+        raise DataFolderError(
+            f"PHT_DATA_DIR points at {data_dir}, which is a file, not a folder; point it at a folder."
+        )
+
+
 def read_meta(data_dir: Path) -> IndexMeta | None:
     """The index's record, ``None`` when there is none; raises :class:`IndexDamaged` if unreadable."""
+    check_data_dir(data_dir)
     path = Path(data_dir) / META_NAME
     if not path.exists():
         return None
@@ -202,7 +211,13 @@ def chunk_from_record(text: str, meta: dict[str, Any]) -> Chunk:
 @contextlib.contextmanager
 def writer_lock(data_dir: Path, timeout: float = 0.0) -> Iterator[None]:
     """Hold the one-writer lock, or raise :class:`IndexBusy` after ``timeout`` seconds."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    check_data_dir(data_dir)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataFolderError(
+            f"The data folder {data_dir} cannot be created ({exc.strerror}); set PHT_DATA_DIR to a writable folder."
+        ) from None
     lock = FileLock(str(data_dir / LOCK_NAME))
     try:
         lock.acquire(timeout=timeout)

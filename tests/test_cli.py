@@ -68,6 +68,14 @@ def test_missing_corpus_folder_exits_2(tmp_path):
     assert out.returncode == 2 and "does not exist" in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.parametrize("command", [["ask", "Can I run with PHT?"], ["index"], ["sources"]])
+def test_a_data_folder_that_is_a_file_exits_2(command, tmp_path):
+    not_a_folder = tmp_path / "data"
+    not_a_folder.write_text("oops")
+    out = run(*command, data_dir=not_a_folder)
+    assert out.returncode == 2 and "not a folder" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_sources_without_an_index_says_how_to_build_one(tmp_path):
     out = run("sources", data_dir=tmp_path / "data")
     assert out.returncode == 2 and "pht-assistant index" in out.stderr
