@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 import threading
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
@@ -170,12 +171,11 @@ class HybridRetriever:
 
             self._chunks = self.index.records()
             self._chunk_pos = {c.id: i for i, c in enumerate(self._chunks)}
-            self._chunk_terms = [set(terms(f"{c.section_title} {c.text}")) for c in self._chunks]
-            self._vocabulary = sorted(set().union(*self._chunk_terms)) if self._chunk_terms else []
+            tokens = [terms(f"{c.section_title} {c.text}") for c in self._chunks]
+            self._chunk_terms = [set(t) for t in tokens]
+            self._vocabulary = sorted(set().union(*self._chunk_terms))
             self._bm25 = bm25s.BM25()
-            self._bm25.index(
-                [terms(f"{c.section_title} {c.text}") or [""] for c in self._chunks], show_progress=False
-            )
+            self._bm25.index([t or [""] for t in tokens], show_progress=False)
             self._hub = self._hubness()
             self._ready = True
 
@@ -192,18 +192,17 @@ class HybridRetriever:
         )
         ref_vecs, ref_groups = vectors[ref], groups[ref]
         hub: dict[str, float] = {}
+        k = min(self.HUB_NEIGHBOURS, len(ref))
         for start in range(0, len(ids), 1024):
-            sims = vectors[start : start + 1024] @ ref_vecs.T
-            same = groups[start : start + 1024, None] == ref_groups[None, :]
-            sims[same] = -1.0
-            k = min(self.HUB_NEIGHBOURS, sims.shape[1])
+            block = slice(start, start + 1024)
+            sims = vectors[block] @ ref_vecs.T
+            sims[groups[block, None] == ref_groups[None, :]] = -np.inf  # same section: not a neighbour
             top = np.sort(sims, axis=1)[:, -k:]
-            top = np.where(top <= -1.0, np.nan, top)
-            means = np.nan_to_num(
-                np.nanmean(np.where(np.isnan(top).all(axis=1, keepdims=True), 0.0, top), axis=1)
-            )
-            for uid, m in zip(ids[start : start + 1024], means):
-                hub[uid] = float(m)
+            top[~np.isfinite(top)] = np.nan
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # a unit with no neighbours at all
+                means = np.nan_to_num(np.nanmean(top, axis=1), nan=0.0)
+            hub.update(zip(ids[block].tolist(), means.tolist(), strict=True))
         return hub
 
     # -- per question --------------------------------------------------------------------------
