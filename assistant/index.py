@@ -457,20 +457,6 @@ class ChromaIndex:
     def count(self) -> int:
         return self._collection.count()
 
-    def query(self, vector: list[float], k: int) -> list[tuple[Chunk, float]]:
-        """The ``k`` nearest passages (by their own vectors) with their cosine similarity."""
-        k = max(1, min(k, self.meta.chunks))
-        res = self._collection.query(
-            query_embeddings=[vector],
-            n_results=k,
-            where={"kind": "chunk"},
-            include=["documents", "metadatas", "distances"],
-        )
-        return [
-            (chunk_from_record(doc, meta), 1.0 - float(dist))
-            for doc, meta, dist in zip(res["documents"][0], res["metadatas"][0], res["distances"][0])
-        ]
-
     def query_units(self, vector: list[float], k: int) -> list[tuple[Unit, float]]:
         """The ``k`` nearest sentences with their cosine similarity."""
         k = max(1, min(k, self.meta.records - self.meta.chunks))
