@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from assistant.answer import Answer, Status, Triage
+from assistant.answer import Answer, Citation, Status, Triage
 from assistant.errors import (
     EmptyQuestion,
     IndexBusy,
@@ -167,6 +167,27 @@ class Assistant:
                 if s["id"] not in {"intro", "outro"} and title:
                     out.append(title)
         return out or ["proximal hamstring tendinopathy"]
+
+    def context_of(self, citation: Citation) -> tuple[str, str, str] | None:
+        """The paragraph a citation was quoted from, as ``(before, quote, after)``.
+
+        The text is that of the indexed passage the quote comes from (same document version), cut
+        at the blank lines around the quote, so ``before + quote + after`` is an exact run of the
+        source file. ``None`` when the index no longer holds that version of the passage.
+        """
+        doc_id = citation.source.split("#", 1)[0]
+        for chunk in self.retriever.chunks_of(doc_id):
+            inside = chunk.start <= citation.start <= citation.end <= chunk.end
+            if chunk.version != citation.version or not inside:
+                continue
+            text, i, j = chunk.text, citation.start - chunk.start, citation.end - chunk.start
+            if text[i:j] != citation.quote:
+                return None
+            first, last = text.rfind("\n\n", 0, i), text.find("\n\n", j)
+            before = text[0 if first < 0 else first + 2 : i]
+            after = text[j : len(text) if last < 0 else last]
+            return before, text[i:j], after
+        return None
 
     def close(self) -> None:
         self.index.close()

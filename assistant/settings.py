@@ -96,6 +96,17 @@ class Settings(BaseSettings):
     log_questions: bool = Field(
         default=False, description="Off by default: nothing a patient types is logged or stored."
     )
+    feedback_enabled: bool = Field(
+        default=False,
+        description=(
+            "Off by default. When on, the chat page shows thumbs up/down under each reply and stores "
+            "them in `feedback_path`; the question itself is stored only if `log_questions` is on too."
+        ),
+    )
+    feedback_path: Path = Field(
+        default_factory=lambda data: data["data_dir"] / "feedback.sqlite3",
+        description="SQLite file for the page's feedback; unset, `feedback.sqlite3` in `data_dir`.",
+    )
 
 
 @lru_cache(maxsize=1)
