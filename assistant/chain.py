@@ -145,6 +145,9 @@ class Assistant:
 
                 self.embeddings.warm_up()
                 self.retriever.warm_up()
+                from assistant.safety import ExemplarTriage
+
+                self._safety_exemplars = ExemplarTriage(self.embeddings.embed_documents)
                 self._exemplars = np.asarray(self.embeddings.embed_documents(list(TOPIC_EXEMPLARS)))
 
     @property
@@ -261,16 +264,29 @@ class Assistant:
     def _triage(self, turn: Turn) -> Turn:
         import numpy as np
 
-        from assistant.safety import on_topic_words, triage_rules
+        from assistant.safety import on_topic_words, other_body_part, triage_rules, without_instructions
 
         t = time.perf_counter()
         decision = triage_rules(turn.question, turn.user_turns)
         if decision.decision == "continue":
-            vec = np.asarray(turn.vector)
-            corpus_sim = self.retriever.max_similarity(turn.vector)
-            exemplar_sim = float((self._exemplars @ vec).max())
-            similarity = max(corpus_sim, exemplar_sim)
-            words = on_topic_words(turn.question)
+            decision = self._exemplar_triage(turn) or decision
+        # Scope is judged on the question without quoted text and orders to the assistant, so an
+        # instruction that mentions a physiotherapist cannot make a question look on topic.
+        scope_text = without_instructions(turn.question)
+        if decision.decision == "continue" and other_body_part(scope_text):
+            decision = Triage(decision="out_of_scope", rule="scope:other-body-part", matched=other_body_part(scope_text))
+        if decision.decision == "continue":
+            vector = turn.vector
+            if scope_text != turn.question:
+                vector = self.embeddings.embed_query(scope_text) if scope_text.strip() else None
+            if vector is None:
+                similarity = 0.0
+            else:
+                vec = np.asarray(vector)
+                corpus_sim = self.retriever.max_similarity(vector)
+                exemplar_sim = float((self._exemplars @ vec).max())
+                similarity = max(corpus_sim, exemplar_sim)
+            words = on_topic_words(scope_text)
             follow_up = bool(turn.user_turns)
             gate = self.settings.scope_similarity
             on_topic = (
@@ -287,6 +303,33 @@ class Assistant:
         turn.triage = decision
         turn.lap("triage", t)
         return turn
+
+    def _exemplar_triage(self, turn: Turn) -> Triage | None:
+        """Red-flag exemplars (question, then earlier user turns), then clinician-only exemplars."""
+        from assistant.safety import mentions_any_symptom
+
+        exemplars = self._safety_exemplars
+        threshold = self.settings.urgent_exemplar_similarity
+        found = exemplars.urgent(turn.question, turn.vector, threshold)
+        if found is None:
+            earlier = [text for text in turn.user_turns[::-1] if mentions_any_symptom(text)]
+            vectors = self.embeddings.embed_documents(earlier) if earlier else []
+            for text, vector in zip(earlier, vectors):
+                found = exemplars.urgent(text, vector, threshold, where="earlier turn")
+                if found is not None:
+                    break
+        if found is not None:
+            return found
+        import numpy as np
+
+        topic = float((self._exemplars @ np.asarray(turn.vector)).max())
+        return exemplars.clinician(
+            turn.question,
+            turn.vector,
+            self.settings.clinician_exemplar_similarity,
+            topic,
+            self.settings.clinician_exemplar_margin,
+        )
 
     def _routed(self, turn: Turn) -> Turn:
         from assistant.safety import out_of_scope_reply, urgent_reply

@@ -72,6 +72,32 @@ class Settings(BaseSettings):
             "domain word (hamstring, tendon, ...) 0.6 of it suffices. See docs/retrieval.md."
         ),
     )
+    urgent_exemplar_similarity: float = Field(
+        default=0.70,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "A question this similar to a red-flag exemplar, that also affirms one of the flag's "
+            "symptom words, is urgent even when no rule matched. See docs/safety.md."
+        ),
+    )
+    clinician_exemplar_similarity: float = Field(
+        default=0.60,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "A question this similar to a clinician-only exemplar (medication, injections, surgery, "
+            "stopping treatment, diagnosis) is out of scope even when no rule matched, if it is also "
+            "nearer to it than to any on-topic exemplar by `clinician_exemplar_margin` and names that "
+            "kind of decision. See docs/safety.md."
+        ),
+    )
+    clinician_exemplar_margin: float = Field(
+        default=0.15,
+        ge=0.0,
+        le=1.0,
+        description="How much nearer a question must be to a clinician-only exemplar than to the topic exemplars.",
+    )
     citation_margin: float = Field(
         default=0.05,
         ge=0.0,

@@ -33,13 +33,20 @@ def eval_assistant(tmp_path_factory):
 
 
 SUMMARY: dict[str, dict[str, float]] = {}
+MISSES: dict[str, list[str]] = {}
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Per-suite figures, printed at the end of every run that asked the suites."""
+    """Per-suite figures, then every case whose status differed, printed at the end of a run."""
     if not SUMMARY:
         return
     terminalreporter.section("answer-quality suites")
     for name, figures in SUMMARY.items():
         shown = ", ".join(f"{k} {v:.1%}" if isinstance(v, float) else f"{k} {v}" for k, v in figures.items())
         terminalreporter.write_line(f"{name}: {shown}")
+    misses = [(name, line) for name, lines in MISSES.items() for line in lines]
+    if misses:
+        terminalreporter.write_line("")
+        terminalreporter.write_line(f"cases whose status differed from the expected one ({len(misses)}):")
+        for name, line in misses:
+            terminalreporter.write_line(f"  {name.removesuffix('.jsonl')}:{line}")
