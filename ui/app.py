@@ -49,11 +49,13 @@ ICON = {
     "error": ":material/build:",
 }
 
-# Captions carry the safety notice: make them as legible as body text (Streamlit's default caption
-# grey is too faint for small text), and give highlighted quotes a clear, theme-proof contrast.
+# Legibility (WCAG AA, checked by tests/browser): captions carry the safety notice and quotes are
+# the answer itself, so neither may be faded (Streamlit fades both); highlighted quotes get a
+# contrast that holds in the light and the dark theme.
 STYLE = """
 <style>
 [data-testid="stCaptionContainer"] { color: inherit; opacity: 0.9; }
+[data-testid="stChatMessage"] [data-testid="stMarkdownContainer"] blockquote { opacity: 1; color: inherit; }
 mark.pht-quote { background: #fff3a3; color: #1f1f1f; padding: 0 0.1em; border-radius: 0.2em; }
 blockquote.pht-passage { margin: 0; padding-left: 0.75em; border-left: 0.25em solid #8a8d99; }
 </style>
