@@ -335,7 +335,7 @@ def test_feedback_module_examples():
     assert result.failed == 0 and result.attempted > 0
 
 
-# -- errors ----------------------------------------------------------------------------------------------
+# -- errors ----------------------------------------------------------------------------------------
 
 
 def _assert_one_sentence_and_notice(at, expected: str) -> None:
@@ -361,4 +361,5 @@ def test_damaged_index_shows_one_sentence(tmp_path, monkeypatch):
     (damaged / "index.json").write_text("{not json")
     monkeypatch.setenv("PHT_DATA_DIR", str(damaged))
     get_settings.cache_clear()
-    _assert_one_sentence_and_notice(new_page(), "is damaged; rebuild it with `pht-assistant index --rebuild`.")
+    expected = "is damaged; rebuild it with `pht-assistant index --rebuild`."
+    _assert_one_sentence_and_notice(new_page(), expected)

@@ -33,6 +33,8 @@ CHROMIUM_FLAGS = [
 ]  # fmt: skip
 ANSWERABLE = "Can running be part of my rehab?"
 URGENT = "I suddenly can't control my bladder and my buttock is numb"
+NOT_COVERED = "ice or heat for proximal hamstring tendinopathy?"  # evals/sets/not_covered.jsonl
+OFF_TOPIC = "how do I bake sourdough bread?"
 TIMEOUT_MS = 120_000
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -220,7 +222,8 @@ def test_chat_in_chromium(server, browser_page, tmp_path):
     assert SAFETY_NOTICE in footer.inner_text()
     assert unlabelled_buttons(page) == []
     for size_name, size in (("desktop", DESKTOP), ("phone", PHONE)):
-        shots[f"welcome-{size_name}"] = shoot(page, page.locator("h1"), tmp_path / f"welcome-{size_name}.png", size)
+        path = tmp_path / f"welcome-{size_name}.png"
+        shots[f"welcome-{size_name}"] = shoot(page, page.locator("h1"), path, size)
     page.set_viewport_size(DESKTOP)
 
     # An answer: its text, a citation with its quote highlighted in context, the notice.
@@ -263,6 +266,21 @@ def test_chat_in_chromium(server, browser_page, tmp_path):
         assert ratio >= WCAG_AA, name
     for size_name, size in (("desktop", DESKTOP), ("phone", PHONE)):
         shots[f"answer-{size_name}"] = shoot(page, reply, tmp_path / f"answer-{size_name}.png", size)
+    page.set_viewport_size(DESKTOP)
+
+    # Not covered, then out of scope: two calm notes, each of its own kind, saying what is covered.
+    not_covered = ask(page, NOT_COVERED)
+    note = not_covered.get_by_test_id("stAlertContentInfo")
+    assert "don't answer this" in note.inner_text() and "Race Training with PHT" in note.inner_text()
+    off_topic = ask(page, OFF_TOPIC)
+    said = off_topic.inner_text()
+    assert "I can only help" in said and "Race Training with PHT" in said
+    assert not off_topic.locator('[data-testid^="stAlertContent"]').count()  # a plain note, not an alert
+    for reply_ in (not_covered, off_topic):
+        assert reply_.get_by_text(SAFETY_NOTICE, exact=True).is_visible()
+        assert not reply_.get_by_test_id("stExpander").count()
+    for size_name, size in (("desktop", DESKTOP), ("phone", PHONE)):
+        shots[f"notes-{size_name}"] = shoot(page, not_covered, tmp_path / f"notes-{size_name}.png", size)
     page.set_viewport_size(DESKTOP)
 
     # An urgent question: a prominent alert with the action, and nothing else but the notice.
