@@ -32,7 +32,8 @@ index: install
 run: index
 	@echo "Starting the chat page: open http://localhost:$(PORT) in your browser (Ctrl-C stops it)."
 	$(BIN)/streamlit run ui/app.py --server.headless true --server.address 127.0.0.1 \
-		--server.port $(PORT) --browser.gatherUsageStats false
+		--server.port $(PORT) --browser.gatherUsageStats false \
+		--client.toolbarMode minimal
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
