@@ -34,7 +34,7 @@ _GAP = r"[\w\s',/-]"  # words between two parts of a pattern, within one clause
 _SADDLE_AREA = (
     r"(groin|genital\w*|privates|private (parts|area|bits)|crotch|perineum|perineal|taint|"
     r"between (my|the) legs|inner thighs?|bum|butt|buttocks?|bottom|backside|arse|ass|rear end|"
-    r"anus|anal|back passage|rectum|where i sit|sit on|saddle( area| region)?|down there|nether regions|"
+    r"anus|anal|back passage|rectum|ring( piece)?|arsehole|asshole|bumhole|bum hole|butthole|where i sit|sit on|saddle( area| region)?|down there|nether regions|"
     r"penis|willy|scrotum|testicles|balls|vagina|vulva|labia|lady (parts|bits)|undercarriage|"
     r"toilet seat|toilet paper|loo roll|when i wipe|wiping)"
 )
@@ -53,6 +53,8 @@ _CANNOT = [
     (r"\bcan no longer\b", "can't"),
     (r"\b(haven't|have not|hasn't|has not|wasn't|was not|weren't|am not|i'm not) (been )?able to\b", "can't"),
     (r"\b(couldn't|could not|can not|cannot|unable to|can't even|struggl\w* to|hard to)\b", "can't"),
+    (r"\b(can )?(barely|hardly|only just) (feel|tell|sense|notice)\b", r"can't \3"),
+    (r"\bcan't (really|properly|quite|fully|even|actually|totally|seem to|always) ", "can't "),
 ]
 
 # common misspellings and spellings without apostrophes
@@ -147,11 +149,12 @@ RED_FLAGS: tuple[Flag, ...] = (
         _CAUDA_EQUINA_ACT,
         True,
         (
-            rf"\b(can't|lost|losing|loss of|lack of|no|poor|reduced)\b{_GAP}{{0,20}}\bcontrol\b{_GAP}{{0,20}}\b(bladder|bowels?|{_PEE}|{_POO}|{_TOILET})",
+            rf"\b(can't|lost|losing|loss of|lack of|no|poor|reduced|trouble|problems?|difficulty|struggling|issues?)\b{_GAP}{{0,20}}\bcontrol\w*\b{_GAP}{{0,20}}\b(bladder|bowels?|{_PEE}|{_POO}|{_TOILET})",
             rf"\b(bladder|bowels?)\b{_GAP}{{0,25}}\b(control|incontinence|leak\w*|accident\w*|retention|won't empty|doesn't empty|not emptying|never empties|not working|stopped working|gone funny|weird|problem\w*|issues?|dysfunction|changes?|trouble|numb\w*)",
             r"\b(incontinence|incontinent)\b",
             r"\b(wet|wetting|soil\w*|pee\w*|wee\w*|piss\w*|poo\w*|shat|shit|crapp?ed) (myself|my pants|my trousers|my shorts|the bed)\b",
             rf"\b(leak\w*|dribbl\w*|trickl\w*)\b{_GAP}{{0,15}}\b({_PEE}|{_POO})",
+            rf"\b({_PEE}|{_POO}|wee|pee)\b{_GAP}{{0,15}}\b(leak\w*|dribbl\w*|trickl\w*|escap\w*|comes out by itself|comes out on its own)",
             rf"\baccident\w*\b{_GAP}{{0,15}}\b(bowels?|bladder|{_TOILET}|pants|myself|{_PEE}|{_POO})\b",
             rf"\bcan't\b{_GAP}{{0,12}}\b({_PEE}|go to the {_TOILET}|hold (it|my {_PEE}|{_PEE})|hold it in|start (to )?{_PEE}|get (it|my {_PEE}) (going|started|out))",
             rf"\bcan't (feel|tell|know|sense|notice)\b{_GAP}{{0,20}}\b(need|when|whether|if|full)\b{_GAP}{{0,15}}\b({_PEE}|{_POO}|{_TOILET}|go|bladder)",
@@ -162,7 +165,7 @@ RED_FLAGS: tuple[Flag, ...] = (
             r"\b(straining|strain|push) (to|hard to) (pee|wee|urinate|go)\b",
             r"\b(urinary|urine) (retention|incontinence)\b|\bretention\b",
         ),
-        words=r"\b(bladder|bowels?|pee\w*|wee\w*|piss\w*|urin\w*|poo\w*|stools?|toilet|loo|incontinence|leak\w*|wet myself|soil\w*|accident\w*)\b",
+        words=r"\b(bladder|bowels?|urin\w*|incontinence|wet myself|soil\w*|leak\w*|dribbl\w*|can't (pee|wee|go))\b",
     ),
     Flag(
         "cauda-equina-saddle",
@@ -177,7 +180,7 @@ RED_FLAGS: tuple[Flag, ...] = (
             r"\bcan't feel\b[\w\s']{0,15}\b(wip\w*|the (toilet|loo) (paper|roll|seat)|myself when i|(the |my )?(seat|chair|saddle|toilet|loo))\b",
             r"\b(can't get|can't keep|can't have|lost my|no) (an )?(erection|hard-on|boner)\b|\b(erection|sexual function|sex drive)\b[\w\s']{0,20}\b(gone|lost|stopped|changed|problem\w*)\b|\bnumb during sex\b|\bcan't feel (anything )?(during|when i have) sex\b",
         ),
-        words=r"\b(numb\w*|tingl\w*|pins and needles|feeling|sensation|dead|feel)\b",
+        words=r"\b(numb\w*|tingl\w*|pins and needles|dead|no feeling|no sensation|can't feel)\b",
     ),
     Flag(
         "nerve-weakness",
@@ -187,13 +190,13 @@ RED_FLAGS: tuple[Flag, ...] = (
         True,
         (
             r"\bfoot ?drop\b|\bdrop ?foot\b",
-            r"\b(foot|feet|toes?)\b[\w\s',-]{0,15}\b(drop\w*|drag\w*|slap\w*|flop\w*|floppy|catch\w* on|scuff\w*|won't lift|doesn't lift|hangs?)\b",
+            r"\b(foot|feet|toes?)\b[\w\s',-]{0,15}\b(drop\w*|drag\w*|slap\w*|flop\w*|floppy|catch\w* on|catch\w*( on)? (the )?(ground|floor|pavement|carpet|kerb|curb|stairs?|steps?)|scuff\w*|won't lift|doesn't lift|hangs?)\b",
             r"\bcan't\b[\w\s',-]{0,10}\b(lift|raise|pull up|flex|point|bend up|cock)\b[\w\s',-]{0,20}\b(foot|feet|toes|ankle|front of my foot)",
             r"\bcan't (walk|stand) on (my )?(heels?|toes|tip ?toes|tiptoes)\b",
             r"\b(keep|keeps|kept|always|constantly)\b[\w\s',-]{0,6}\b(tripping|stumbling|catching (my )?(foot|toes?)|falling over)\b",
             r"\b(tripping|stumbling) over (my )?(own )?(foot|feet|toes)\b",
             r"\b(legs?|foot|feet|ankle|thigh|knee)\b[\w\s',-]{0,30}\b(getting|becoming|growing|gone|going|more and more|increasingly|progressively)\b[\w\s',-]{0,10}\b(weak\w*|numb\w*|useless|dead|floppy|heavy)",
-            r"\b(weak\w*|wobbly|giving way|gives way|give way|buckl\w*|numb\w*|jelly)\b[\w\s',-]{0,40}\b(getting worse|spreading|worsening|progress\w*|worse (and worse|each|every|by the|day by day|week by week)|week by week|day by day|by the day|each day|every day)",
+            r"\b(weak\w*|wobbly|giving way|gives way|give way|gave way|buckl\w*|collaps\w*|numb\w*|jelly)\b[\w\s',-]{0,40}\b(getting worse|spreading|worsening|progress\w*|worse (and worse|each|every|by the|day by day|week by week)|week by week|day by day|by the day|each day|every day)",
             r"\b(weaker|number) (and weaker|and number|every day|each day|by the day|each week|every week)\b",
             r"\b(losing|lost|loss of) (the )?(strength|power|use)\b[\w\s',-]{0,15}\b(legs?|foot|feet|ankle|thigh)",
             r"\b(legs?|knee)\b[\w\s',-]{0,10}\b(keeps?|kept|keep on|suddenly|randomly|constantly) (giving way|gives way|give way|buckling|buckles|collapsing|collapses|going from under me)",
@@ -202,7 +205,7 @@ RED_FLAGS: tuple[Flag, ...] = (
             r"\b(weak\w*|numb\w*|tingl\w*|pins and needles|sciatica|shooting pain\w*|nerve pain|electric\w*)\b[\w\s',-]{0,25}\b(both (legs|feet|thighs|calves|sides)|each leg|down both)\b",
             r"\bbilateral (sciatica|leg (pain|weakness|numbness)|numbness|weakness)\b",
         ),
-        words=r"\b(weak\w*|numb\w*|drop\w*|drag\w*|trip\w*|stumbl\w*|giving way|give way|gives way|buckl\w*|useless|floppy|both legs|both feet|can't lift|tingl\w*|pins and needles)\b",
+        words=r"\b(foot ?drop|drop\w*|drag\w*|trip\w*|stumbl\w*|giving way|give way|gives way|gave way|buckl\w*|floppy|both (legs|feet)|can't lift|weaker|getting weak\w*|progressive\w*|spreading)\b",
     ),
     Flag(
         "avulsion",
@@ -212,12 +215,12 @@ RED_FLAGS: tuple[Flag, ...] = (
         "A tendon pulled off the bone is best repaired early, so don't wait to see if it settles.",
         True,
         (
-            r"\b(pop(ped|ping)?|snap(ped|ping)?|tear(ing)?|tore|torn|ripp\w*|rip|ping|twang|gave way|went bang|something go|something went|something gave|felt something|like (i'd been|i was|being) (shot|kicked|hit)|rupture\w*|avuls\w*)\b",
+            r"\b(pop(ped|ping)?|snap(ped|ping)?|tear(ing)?|tore|torn|ripp\w*|rip|ping|twang|gave way|went bang|something go|something went|something gave|felt something|like (i'd been|i was|being) (shot|kicked|hit)|rupture\w*|avuls\w*|(come|came|pulled|ripped|torn) (off|away from) the bone|detached)\b",
         ),
         needs=(
-            r"\b(bruising|black and blue|purple|gap|dent|hollow|divot|dip|lump|bulge|balled up|rolled up|can't (walk|stand|bear weight|put (any )?weight|sit|move)|swelling|swollen|huge|massive|limp\w*|hobbl\w*|crutches)\b",
+            r"\b(bruising|black and blue|purple|gap|dent|hollow|divot|dip|lump|bulge|balled up|rolled up|can't (walk|stand|bear weight|put (any )?weight|sit|move)|(barely|hardly) (walk|stand|move|bear weight)|swelling|swollen|huge|massive|limp\w*|hobbl\w*|crutches)\b",
         ),
-        words=r"\b(pop\w*|snap\w*|tear\w*|tore|torn|rip\w*|ruptur\w*|bruis\w*|gap|dent)\b",
+        words=r"\b(pop\w*|snap\w*|tear\w*|tore|torn|rip\w*|ruptur\w*|avuls\w*)\b",
     ),
     Flag(
         "pulmonary-embolism",
@@ -232,7 +235,7 @@ RED_FLAGS: tuple[Flag, ...] = (
         needs=(
             r"\b(chest|cough\w*|blood|sudden\w*|at rest|resting|sitting|lying|just walking|walking|stairs|for no reason|no reason|can't breathe|calf|calves|legs?|thigh|swollen|swelling|clot|dvt|flight|faint\w*|dizzy|collaps\w*|heart|racing)\b",
         ),
-        words=r"\b(breath\w*|chest|cough\w*|breathe)\b",
+        words=r"\b(breathless|short of breath|shortness of breath|chest|cough\w* (up )?blood|can't breathe)\b",
     ),
     Flag(
         "dvt",
@@ -243,7 +246,7 @@ RED_FLAGS: tuple[Flag, ...] = (
         (
             r"\b(calf|calves|thigh|leg|shin|ankle)\b[\w\s',-]{0,30}\b(hot|warm|red|redness|swollen|swelling|tender|puffy|tight|shiny|discolou?red|bluish|blue)\b[\w\s',-]{0,30}\b(hot|warm|red|redness|swollen|swelling|tender|throbbing|puffy|tight|shiny|discolou?red|bluish|blue|hurts|painful|sore|aching)\b",
             r"\b(hot|warm|red|swollen|puffy|tender)\b[\w\s',-]{0,20}\b(swollen|red|hot|warm|puffy|tender)\b[\w\s',-]{0,20}\b(calf|calves|thigh|leg)\b",
-            r"\b(calf|calves)\b[\w\s',-]{0,30}\b(swollen|swelling|puffy|bigger|fatter|fat|ballooned|tight and (hot|red|warm))\b",
+            r"\b(calf|calves)\b[\w\s',-]{0,30}\b(swollen|swelling|puffy|bigger|fatter|fat|ballooned|twice the size|double the size|tight and (hot|red|warm))\b",
             r"\b(swollen|swelling|puffy)\b[\w\s',-]{0,20}\b(calf|calves)\b",
             r"\b(one|my|this|that|the) (leg|calf)\b[\w\s',-]{0,20}\b(bigger|fatter|thicker|more swollen) than the other\b",
             r"\bclots? in my (leg|calf|thigh|calves)\b",
@@ -251,7 +254,7 @@ RED_FLAGS: tuple[Flag, ...] = (
             r"\b(calf|calves)\b[\w\s',-]{0,30}\b(pain|hurts|ache|aching|cramp\w*|sore|tender)\b[\w\s',-]{0,40}\b(flight|flew|plane|long drive|long haul|surgery|operation|op|cast|plaster|boot|bed rest|bedridden|immobil\w*|the pill|pregnan\w*)\b",
             r"\b(flight|flew|plane|long drive|long haul|surgery|operation|cast|plaster|bed rest|bedridden)\b[\w\s',-]{0,40}\b(calf|calves)\b[\w\s',-]{0,20}\b(pain|hurts|ache|aching|cramp\w*|sore|tender|swollen|swelling)\b",
         ),
-        words=r"\b(swollen|swelling|puffy|clot|dvt|thrombo\w*|red|hot|warm|throbbing|bigger|fatter)\b",
+        words=r"\b(swollen|swelling|puffy|clot|dvt|thrombo\w*)\b",
     ),
     Flag(
         "infection",
@@ -261,7 +264,7 @@ RED_FLAGS: tuple[Flag, ...] = (
         True,
         (r"\b(fever\w*|temperature|high temp|chills|shiver\w*|shaking|rigou?rs|sweats|sweating|hot and cold|flu-?like|burning up|feel (really |very |so )?(ill|unwell|rough|poorly|awful|sick))\b",),
         needs=(r"\b(hot|warm|swollen|swelling|red|redness|pus|oozing|weeping|throbbing|infect\w*|lump|abscess|boil|red streaks?|spreading redness)\b",),
-        words=r"\b(fever\w*|temperature|chills|shiver\w*|sweats|infect\w*|pus|abscess|hot|swollen|red)\b",
+        words=r"\b(fever\w*|temperature|chills|shiver\w*|rigou?rs|pus|abscess|infect\w*)\b",
     ),
     Flag(
         "fracture-trauma",
@@ -269,15 +272,15 @@ RED_FLAGS: tuple[Flag, ...] = (
         "Call {emergency} or go to an emergency department now. Don't try to walk it off.",
         True,
         (
-            r"\b(car (crash|accident)|road accident|motorbike|motorcycle|bike (crash|accident)|hit by a (car|bus|van|truck|bike)|fell (from|off) (a|the|my)|fall (from|off) (a|the|my)|bad fall|heavy fall|high fall|serious fall|nasty fall|hard fall|fell (hard|heavily|awkwardly|badly) on|fell down (the )?stairs|fell from height|landed (hard|heavily) on)\b",
+            r"\b(car (crash|accident)|road accident|motorbike|motorcycle|bike (crash|accident)|hit by a (car|bus|van|truck|bike)|(fell|falling|fallen|fall) (from|off) (a|the|my|some)|came off (a|the|my) (bike|horse|motorbike|ladder|roof|wall)|knocked (off|down)|bad fall|heavy fall|high fall|serious fall|nasty fall|hard fall|fell (hard|heavily|awkwardly|badly) on|fell down (the )?stairs|fell from height|landed (hard|heavily) on)\b",
             r"\b(deform\w*|bent the wrong way|at a (weird|funny|strange) angle|bone (is )?sticking out|out of place|looks (shorter|twisted|wrong)|turned out(wards)?)\b",
             r"\bcan't\b[\w\s',-]{0,6}\b(bear weight|put (any )?weight|take (any )?weight|stand on it|weight ?bear)\b",
             r"\bcan't (walk|stand|get up)( up)? (at all|anymore|any more)\b",
         ),
         needs=(
-            r"\b(can't (walk|stand|get up|bear weight|put (any )?weight|take (any )?weight|stand on it|weight ?bear|move)|deform\w*|bent the wrong way|at a (weird|funny|strange) angle|bone (is )?sticking out|out of place|looks (shorter|twisted|wrong)|turned out\w*|crack\w*|crunch\w*|snap\w*|excruciating|agony|severe|unbearable|swollen|swelling|bruising)",
+            r"\b(can't (walk|stand|get up|bear weight|put (any )?weight|take (any )?weight|stand on it|weight ?bear|move)|(barely|hardly) (walk|stand|move)|deform\w*|bent the wrong way|at a (weird|funny|strange) angle|bone (is )?sticking out|out of place|looks (shorter|twisted|wrong)|turned out\w*|crack\w*|crunch\w*|snap\w*|excruciating|agony|severe|unbearable|swollen|swelling|bruising)",
         ),
-        words=r"\b(fall|fell|crash\w*|accident|deform\w*|can't (walk|stand|bear weight|put weight)|fracture\w*|broken|break|crack\w*)\b",
+        words=r"\b(fall|fell|fallen|crash\w*|accident|deform\w*|fractur\w*|broken|break|crack\w*|can't (bear|put) weight)\b",
     ),
     Flag(
         "serious-pathology",
@@ -295,7 +298,7 @@ RED_FLAGS: tuple[Flag, ...] = (
             r"\b(weight loss|cancer|tumou?r|malignan\w*|chemo\w*|radiotherapy|oncolog\w*|metasta\w*|lymphoma|myeloma|leuka?emia|sarcoma)\b",
             r"\b(night|nights|at night|overnight|nocturnal|wakes? me|waking me|woken|keeps me awake|can't sleep|in bed|lying down|constant|all the time|never (eases|stops|goes)|doesn't (ease|stop|go away|settle)|rest doesn't help|no position|unrelenting|relentless|getting worse|worse and worse|night sweats|weight loss)\b",
         ),
-        words=r"\b(night|cancer|tumou?r|weight loss|sweats|chemo\w*|wakes?|woken)\b",
+        words=r"\b(weight loss|cancer|tumou?r|chemo\w*|malignan\w*|metasta\w*|lymphoma|myeloma)\b",
     ),
 )
 
@@ -335,8 +338,8 @@ _SCOPE_BREAK = re.compile(r"[,:;()\[\]\"]|\band\b|\bbut\b|\bso\b|\bthen\b|\bbeca
 
 # A flag that has passed, or was checked and excluded, is not a flag today.
 _RESOLVED = re.compile(
-    r"\b(went away|gone away|has gone|have gone|had gone|it's gone|it's all gone|is gone|are gone|"
-    r"all gone|since gone|gone now|gone completely|completely gone|resolved|cleared up|cleared|"
+    r"\b(went away|gone away|(has|have|had|it's|is|are|was|all|since|completely|totally) (all |completely |totally )?gone(?= *($|[.,;:!?)]|now|away|completely|for good|since|and|but|after))|"
+    r"gone now|gone completely|resolved|cleared up|cleared|"
     r"disappeared|settled (down|completely|now)|fine now|normal now|ok now|okay now|better now|"
     r"back to normal|fully recovered|recovered fully|no longer|used to|ruled out|excluded|"
     r"all clear|got the all clear|was nothing|turned out to be nothing|turned out fine|"
@@ -373,7 +376,8 @@ _WEAK_HYPOTHETICAL = re.compile(
 # someone else's story in the past tense ("my friend felt a pop") is not the person's own flag;
 # someone else's symptom today ("my dad can't stand") is still urgent
 _THIRD_PERSON = re.compile(
-    r"\b((a|my) (friend|mate|pal)|my (mum|mom|dad|father|mother|wife|husband|partner|boyfriend|girlfriend|"
+    r"\b((a|my) (friend|mate|pal)|my (mum|mom|dad|father|mother|grandad|granddad|grandpa|grandma|gran|nan|"
+    r"aunt|uncle|cousin|wife|husband|partner|boyfriend|girlfriend|"
     r"brother|sister|son|daughter|colleague|coach|teammate|neighbou?r|client|patient)|(he|she|they) (had|felt|was|were|got))\b"
 )
 _PRESENT = re.compile(r"\b(is|are|has|have|can't|keeps?|'s|feels?|looks?|seems?|now|still|getting|going)\b")
@@ -449,7 +453,11 @@ def _resolved(clause: str, matched: str) -> bool:
     if _ALWAYS_CURRENT.search(matched):
         return False
     masked = clause.replace(matched, " ")
-    return bool(_RESOLVED.search(masked)) and not _CURRENT.search(masked)
+    resolved = any(
+        not re.search(r"(n't|\bnot|\bnever|\bno)\s+(\w+\s+)?$", masked[max(0, m.start() - 16) : m.start()])
+        for m in _RESOLVED.finditer(masked)
+    )  # "hasn't gone away" is not resolved
+    return resolved and not _CURRENT.search(masked)
 
 
 def _affirmed(pattern: str, clause: str) -> str:
@@ -754,7 +762,8 @@ def triage_rules(question: str, history_user_turns: list[str] | None = None) -> 
     for name, _, pattern in _CLINICIAN_RULES:
         for clause in clauses:
             m = re.search(pattern, clause)
-            if m and not _resolved(clause, m.group(0)):  # "I had knee surgery in 2015" asks nothing
+            # "I had knee surgery in 2015" or "my grandad had surgery" asks for no decision
+            if m and not _resolved(clause, m.group(0)) and not _hypothetical(clause, m.start()):
                 return Triage(decision="out_of_scope", rule=f"clinician-only:{name}", matched=m.group(0))
     return Triage(decision="continue", rule="rules:no-flag")
 

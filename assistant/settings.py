@@ -73,7 +73,7 @@ class Settings(BaseSettings):
         ),
     )
     urgent_exemplar_similarity: float = Field(
-        default=0.70,
+        default=0.65,
         ge=0.0,
         le=1.0,
         description=(
@@ -132,6 +132,39 @@ class Settings(BaseSettings):
     feedback_path: Path = Field(
         default_factory=lambda data: data["data_dir"] / "feedback.sqlite3",
         description="SQLite file for the page's feedback; unset, `feedback.sqlite3` in `data_dir`.",
+    )
+    # -- the clinics' HTTP API (docs/api.md) ------------------------------------------------------
+    chroma_url: str = Field(
+        default="",
+        description=(
+            "Unset: the embedded Chroma folder in `data_dir`. Set (e.g. http://127.0.0.1:8000): a Chroma "
+            "server that several API workers and machines share."
+        ),
+    )
+    clinics_path: Path = Field(
+        default_factory=lambda data: data["data_dir"] / "clinics.sqlite3",
+        description="SQLite file with clinics, key hashes, clinic documents and the audit trail.",
+    )
+    api_rate_limit: int = Field(default=60, ge=1, description="Requests per key per `api_rate_window` seconds.")
+    api_rate_window: float = Field(default=60.0, gt=0, description="Seconds of the rate-limit window.")
+    api_max_body_bytes: int = Field(
+        default=5_000_000, ge=1024, description="Largest request body the API accepts (413 above it)."
+    )
+    api_request_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds one API request may take before it fails with 504."
+    )
+    audit_enabled: bool = Field(
+        default=True, description="An audit record per API answer (never the question text)."
+    )
+    metrics_token: str = Field(
+        default="",
+        description="Bearer token for GET /metrics; unset, only loopback callers may read the metrics.",
+    )
+    log_level: str = Field(default="info", description="Log level of `pht-assistant serve`.")
+    clinic_refresh_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often a worker checks for documents approved or deleted through another worker.",
     )
 
 
