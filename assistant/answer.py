@@ -44,6 +44,10 @@ class Citation(BaseModel):
     end: int = Field(ge=0, description="Character offset just past the quote.")
     score: float = Field(description="Relevance of the passage to the question, 0..1.")
     version: str = Field(description="Hash of the document content the quote comes from.")
+    approved_by: str | None = Field(
+        default=None,
+        description="Who approved the quoted version: a clinic document's reviewer, or the corpus manifest's.",
+    )
 
     @model_validator(mode="after")
     def _span_matches_quote(self) -> "Citation":

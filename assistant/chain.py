@@ -195,6 +195,26 @@ class Assistant:
     def close(self) -> None:
         self.index.close()
 
+    # -- clinics (docs/api.md) --------------------------------------------------------------------
+
+    @property
+    def library(self) -> Any:
+        """Clinics' documents and audit trail (:class:`assistant.documents.ClinicLibrary`), opened on first use."""
+        library = self.__dict__.get("_library")
+        if library is None:
+            from assistant.documents import ClinicLibrary
+
+            with self._warm:
+                library = self.__dict__.get("_library") or ClinicLibrary(self.settings, self.embeddings, index=self.index)
+                self._library = library
+        return library
+
+    def for_clinic(self, clinic_id: str) -> "Assistant":
+        """This assistant answering for one clinic: the shared corpus plus the clinic's approved
+        documents (never another clinic's), its emergency wording in urgent replies, citations that
+        name who approved each quoted version, and an audit record per answer."""
+        return self.library.view(self, clinic_id)
+
     # -- asking --------------------------------------------------------------------------------
 
     def ask(self, question: str, history: Sequence[Any] | None = None) -> Answer:

@@ -176,6 +176,11 @@ def sources() -> None:
             typer.echo(f"  {doc_id}#{s['id']:<10} {s['title']}")
 
 
+from assistant.api.cli import register as _register_api  # noqa: E402 - serve, clinic, key
+
+_register_api(app)
+
+
 def main() -> None:
     """Entry point: run the app, turning errors meant for people into one sentence and exit 2."""
     try:

@@ -86,10 +86,67 @@ class ModelUnavailable(AssistantError):
     )
 
 
+class StoreUnavailable(IndexUnavailable):
+    default_message = (
+        "The document store cannot be reached just now; please try again in a minute "
+        "(the assistant reconnects by itself)."
+    )
+
+
+class ClinicError(AssistantError):
+    """A clinic, key or clinic document cannot be used as asked."""
+
+
+class UnknownClinic(ClinicError):
+    default_message = "There is no such clinic; list them with `pht-assistant clinic list`."
+
+
+class DocumentNotFound(ClinicError):
+    default_message = "There is no such document for this clinic; list them with GET /v1/documents."
+
+
+class DocumentRejected(ClinicError):
+    default_message = "The document could not be read; upload a .txt, .md, .html or .pdf file with text in it."
+
+
+class AccessError(AssistantError):
+    """A request without the right key or beyond a key's limits."""
+
+
+class NotAuthenticated(AccessError):
+    default_message = "A valid API key is needed; send it as `Authorization: Bearer <key>`."
+
+
+class NotAllowed(AccessError):
+    default_message = "This key may not do that; use the clinic's secret key from its server."
+
+
+class RateLimited(AccessError):
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = max(1, int(retry_after + 0.999))
+        super().__init__(
+            f"Too many requests with this key; please wait {self.retry_after} seconds and try again."
+        )
+
+
+class RequestTooLarge(AccessError):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"The request is larger than {limit} bytes; please send a smaller one.")
+
+
+class RequestTimedOut(AssistantError):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"The answer took longer than {seconds:g} seconds; please try again.")
+
+
 __all__ = [
+    "AccessError",
     "AssistantError",
+    "ClinicError",
     "CorpusError",
     "DataFolderError",
+    "DocumentNotFound",
+    "DocumentRejected",
     "EmptyQuestion",
     "IndexBusy",
     "IndexDamaged",
@@ -99,5 +156,12 @@ __all__ = [
     "InvalidHistory",
     "InvalidQuestion",
     "ModelUnavailable",
+    "NotAllowed",
+    "NotAuthenticated",
     "QuestionTooLong",
+    "RateLimited",
+    "RequestTimedOut",
+    "RequestTooLarge",
+    "StoreUnavailable",
+    "UnknownClinic",
 ]

@@ -1,0 +1,132 @@
+"""Assembles the API: settings, the assistant, middleware, error translation and the routers.
+
+    uvicorn --factory assistant.api.app:create_app    (or: pht-assistant serve)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from assistant import __version__
+from assistant.api import errors
+from assistant.api.deps import RateLimiter
+from assistant.api.metrics import Metrics
+from assistant.api.routes import ask, audit, documents, health, metrics, sources
+from assistant.errors import RequestTooLarge
+from assistant.settings import Settings, get_settings
+
+log = logging.getLogger("assistant.api")
+access = logging.getLogger("assistant.api.access")
+
+DESCRIPTION = """Answers questions about proximal hamstring tendinopathy from a curated corpus and
+the clinic's own approved documents, always with citations and a "consult a physiotherapist" notice.
+
+Every endpoint but `/v1/health` needs `Authorization: Bearer <key>` (`pht-assistant key create`).
+Errors are JSON `{error, message, safety_notice}`; `message` says what to do next."""
+
+
+class BodyLimit:
+    """Refuse bodies over ``limit`` bytes with 413 before any route reads them (pure ASGI)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        too_big = declared is not None and declared.isdigit() and int(declared) > self.limit
+        messages = []
+        if not too_big:
+            size, more = 0, True
+            while more:
+                message = await receive()
+                messages.append(message)
+                if message["type"] != "http.request":
+                    break
+                size += len(message.get("body", b""))
+                more = message.get("more_body", False)
+                if size > self.limit:
+                    too_big = True
+                    break
+        if too_big:
+            response = errors.response_for(RequestTooLarge(self.limit))
+            response.headers["Connection"] = "close"
+            return await response(scope, receive, send)
+
+        async def replay():
+            return messages.pop(0) if messages else await receive()
+
+        return await self.app(scope, replay, send)
+
+
+def create_app(settings: Settings | None = None, assistant: Any = None) -> FastAPI:
+    """The API app; ``assistant`` defaults to one built from ``settings`` at start-up."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if app.state.assistant is None:
+            from starlette.concurrency import run_in_threadpool
+
+            from assistant.chain import Assistant
+
+            def load():
+                a = Assistant.from_settings(settings, notify=log.info, progress=False)
+                a.warm_up()
+                a.library  # noqa: B018 - open the clinics' file and store now
+                return a
+
+            app.state.assistant = await run_in_threadpool(load)
+            app.state.owned = True
+        log.info("ready: store %s, corpus %s", app.state.assistant.library.store.kind, app.state.assistant.corpus_version)
+        yield
+        if getattr(app.state, "owned", False):
+            app.state.assistant.close()
+
+    app = FastAPI(
+        title="PHT Assistant API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.assistant = assistant
+    app.state.metrics = Metrics()
+    app.state.limiter = RateLimiter(settings.api_rate_limit, settings.api_rate_window)
+    errors.install(app)
+
+    @app.middleware("http")
+    async def observe(request, call_next):
+        began = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        seconds = time.perf_counter() - began
+        m = app.state.metrics
+        m.requests.labels(path, request.method, str(response.status_code)).inc()
+        m.latency.labels(path).observe(seconds)
+        error = getattr(request.state, "error", None)
+        if error:
+            m.errors.labels(error).inc()
+        # The access log: no body, no query string, no key.
+        access.info(
+            "%s %s %d %.1fms clinic=%s",
+            request.method,
+            path,
+            response.status_code,
+            seconds * 1000,
+            getattr(request.state, "clinic", "-"),
+        )
+        return response
+
+    app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
+    for module in (ask, sources, documents, audit, health, metrics):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,120 @@
+"""``pht-assistant serve``, ``clinic`` and ``key``: the HTTP API and its clinics and keys.
+
+Only Typer loads here; FastAPI, uvicorn and Chroma load inside ``serve``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from assistant.errors import AssistantError
+
+clinic_app = typer.Typer(help="Clinics that use the HTTP API.", no_args_is_help=True)
+key_app = typer.Typer(help="API keys of clinics (shown once, stored only as a hash).", no_args_is_help=True)
+
+
+def _registry():
+    from assistant.clinics import ClinicRegistry
+    from assistant.index import check_data_dir
+    from assistant.settings import get_settings
+
+    settings = get_settings()
+    check_data_dir(settings.data_dir)
+    return ClinicRegistry(settings.clinics_path)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes (more than 1 needs PHT_CHROMA_URL).")] = 1,
+) -> None:
+    """Start the clinics' HTTP API (docs at /docs). Ctrl-C stops it."""
+    from assistant.settings import get_settings
+
+    settings = get_settings()
+    if workers > 1 and not settings.chroma_url:
+        raise AssistantError(
+            f"The embedded store takes one writing process, so --workers {workers} needs a Chroma server: "
+            "start one with `chroma run --path DIR --host 127.0.0.1 --port 8000` and set "
+            "PHT_CHROMA_URL=http://127.0.0.1:8000 (or serve with --workers 1)."
+        )
+    import uvicorn
+
+    typer.echo(f"Serving the PHT Assistant API on http://{host}:{port} (docs at /docs); Ctrl-C stops it.", err=True)
+    uvicorn.run(
+        "assistant.api.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,  # ours carries no query string, body or key
+        log_level=settings.log_level,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@clinic_app.command("add")
+def clinic_add(
+    name: Annotated[str, typer.Argument(help="The clinic's name, e.g. 'North Physio'.")],
+    emergency_text: Annotated[
+        str, typer.Option(help="What urgent replies tell the clinic's patients to call, e.g. 'NHS 111 or 999'.")
+    ] = "",
+    allowed_origin: Annotated[
+        list[str] | None, typer.Option(help="A site whose pages may use publishable keys (repeatable).")
+    ] = None,
+) -> None:
+    """Add a clinic."""
+    clinic = _registry().add_clinic(name, emergency_text=emergency_text, allowed_origins=allowed_origin or [])
+    typer.echo(f"Added clinic {clinic.name!r} (id {clinic.id}). Create a key with `pht-assistant key create --clinic {clinic.id}`.")
+
+
+@clinic_app.command("list")
+def clinic_list() -> None:
+    """List the clinics, with their keys' counts."""
+    registry = _registry()
+    clinics = registry.clinics()
+    if not clinics:
+        typer.echo("No clinics yet; add one with `pht-assistant clinic add NAME`.")
+        return
+    for c in clinics:
+        active = [k for k in registry.keys(c.id) if not k["revoked"]]
+        typer.echo(
+            f"{c.id}  {c.name}  · emergency: {c.emergency_text or '(default)'} · origins: "
+            f"{', '.join(c.allowed_origins) or '-'} · {len(active)} active key(s)"
+        )
+
+
+@key_app.command("create")
+def key_create(
+    clinic: Annotated[str, typer.Option(help="The clinic's name or id.")],
+    publishable: Annotated[
+        bool, typer.Option("--publishable", help="A key for web pages: asks only, from the clinic's allowed origins.")
+    ] = False,
+) -> None:
+    """Create a key and print it once (only its hash is stored)."""
+    key = _registry().create_key(clinic, publishable=publishable)
+    typer.echo(key)
+    typer.echo("Keep this key now: it is not stored and cannot be shown again.", err=True)
+
+
+@key_app.command("list")
+def key_list(clinic: Annotated[str | None, typer.Option(help="Only this clinic's keys.")] = None) -> None:
+    """List keys by id (never the keys themselves)."""
+    for k in _registry().keys(clinic):
+        typer.echo(f"{k['id']}  {k['clinic_id']}  {k['kind']}  created {k['created']}  {'revoked ' + k['revoked'] if k['revoked'] else 'active'}")
+
+
+@key_app.command("revoke")
+def key_revoke(key: Annotated[str, typer.Argument(help="The key, or its id (see `pht-assistant key list`).")]) -> None:
+    """Revoke a key at once: requests with it get 401."""
+    key_id = _registry().revoke_key(key)
+    typer.echo(f"Revoked key {key_id}.")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve``, ``clinic`` and ``key`` to the ``pht-assistant`` app."""
+    app.command()(serve)
+    app.add_typer(clinic_app, name="clinic")
+    app.add_typer(key_app, name="key")

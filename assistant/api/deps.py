@@ -1,0 +1,102 @@
+"""What routes depend on: the settings, the assistant, the caller's key, limits and time limits."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from assistant.clinics import Clinic
+from assistant.errors import NotAllowed, NotAuthenticated, RateLimited, RequestTimedOut
+from assistant.settings import Settings
+
+T = TypeVar("T")
+
+_bearer = HTTPBearer(auto_error=False, description="A clinic's key: `Authorization: Bearer pht_sk_...`.")
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_assistant(request: Request) -> Any:
+    return request.app.state.assistant
+
+
+class RateLimiter:
+    """A sliding window per key, in this process (each worker counts its own requests)."""
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit, self.window = limit, window
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, key_id: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            hits = self._hits.setdefault(key_id, deque())
+            while hits and hits[0] <= now - self.window:
+                hits.popleft()
+            if len(hits) >= self.limit:
+                raise RateLimited(hits[0] + self.window - now)
+            hits.append(now)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the clinic and the kind of key."""
+
+    key_id: str
+    clinic: Clinic
+    kind: str
+
+
+def caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    """Any valid key of a clinic (publishable keys only from the clinic's allowed origins)."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise NotAuthenticated()
+    info = request.app.state.assistant.library.registry.authenticate(credentials.credentials)
+    if info is None:
+        raise NotAuthenticated("The API key is unknown or revoked; ask the clinic's administrator for a key.")
+    request.state.clinic = info.clinic.id
+    request.app.state.limiter.check(info.id)
+    if info.kind == "publishable":
+        origin = request.headers.get("origin", "")
+        if origin.rstrip("/") not in {o.rstrip("/") for o in info.clinic.allowed_origins}:
+            raise NotAllowed(
+                "This publishable key only works from the clinic's allowed origins; add the site with "
+                "`pht-assistant clinic add --allowed-origin` or use the secret key from a server."
+            )
+    return Caller(key_id=info.id, clinic=info.clinic, kind=info.kind)
+
+
+def secret_caller(who: Annotated[Caller, Depends(caller)]) -> Caller:
+    """A clinic's secret key: documents, approval and audit need it."""
+    if who.kind != "secret":
+        raise NotAllowed("A publishable key may only ask questions; use the clinic's secret key from its server.")
+    return who
+
+
+AnyKey = Annotated[Caller, Depends(caller)]
+SecretKey = Annotated[Caller, Depends(secret_caller)]
+AssistantDep = Annotated[Any, Depends(get_assistant)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+async def bounded(settings: Settings, fn: Callable[[], T]) -> T:
+    """Run blocking work in a thread, failing with 504 after ``api_request_timeout`` seconds."""
+    try:
+        return await asyncio.wait_for(run_in_threadpool(fn), timeout=settings.api_request_timeout)
+    except asyncio.TimeoutError:
+        raise RequestTimedOut(settings.api_request_timeout) from None

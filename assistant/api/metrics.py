@@ -1,0 +1,28 @@
+"""Prometheus metrics for one API process: requests, latency per stage, statuses, errors."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "pht_requests", "HTTP requests by route, method and status code", ["route", "method", "code"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "pht_request_seconds", "Request latency by route", ["route"], buckets=BUCKETS, registry=self.registry
+        )
+        self.stages = Histogram(
+            "pht_stage_seconds", "Latency of each answering stage", ["stage"], buckets=BUCKETS, registry=self.registry
+        )
+        self.answers = Counter("pht_answers", "Answers by status", ["status"], registry=self.registry)
+        self.errors = Counter("pht_errors", "Error responses by error code", ["error"], registry=self.registry)
+
+    def observe_answer(self, answer) -> None:
+        self.answers.labels(answer.status.value).inc()
+        for stage, ms in answer.timings.items():
+            self.stages.labels(stage).observe(ms / 1000.0)

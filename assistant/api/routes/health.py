@@ -1,0 +1,33 @@
+"""GET /v1/health: liveness and readiness, without a key."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from assistant.api.deps import AssistantDep, bounded
+from assistant.api.models import HealthResponse
+
+router = APIRouter(prefix="/v1", tags=["health"])
+
+
+@router.get(
+    "/health",
+    response_model=HealthResponse,
+    responses={503: {"model": HealthResponse, "description": "Alive, but the index or the store does not answer."}},
+    summary="Liveness and readiness",
+)
+async def health(request: Request, assistant: AssistantDep):
+    """200 with `ready: true` when the index and the store answer; 503 with `ready: false` otherwise
+    (the process is alive and retries by itself)."""
+    settings = request.app.state.settings
+    ready, message = await bounded(settings, assistant.library.readiness)
+    body = HealthResponse(
+        status="ok" if ready else "not_ready",
+        ready=ready,
+        model=getattr(assistant.embeddings, "model_id", ""),
+        corpus_version=assistant.corpus_version,
+        store=assistant.library.store.kind,
+        message=message,
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
