@@ -55,6 +55,10 @@ _CANNOT = [
     (r"\b(couldn't|could not|can not|cannot|unable to|can't even|struggl\w* to|hard to)\b", "can't"),
     (r"\b(can )?(barely|hardly|only just) (feel|tell|sense|notice)\b", r"can't \3"),
     (r"\bcan't (really|properly|quite|fully|even|actually|totally|seem to|always) ", "can't "),
+    (r"\bno longer (feel|notice|sense|know|tell|realise|realize)\b", r"can't \1"),
+    (r"\b(feels?|felt|feeling|gone|went|is|are|seems?) ((sort of|kind of|kinda|a bit|a little|all|really|completely|totally|quite|so|very|strange|weird|funny|odd) (and )?)+(dead|numb)\b", r"\1 \5"),
+    (r"\bboth of (my|the) ", "both "),
+    (r"\bdead ?(bugs?|butt syndrome|hangs?)\b", "dead-\1"),
 ]
 
 # common misspellings and spellings without apostrophes
@@ -72,7 +76,7 @@ _SPELLING = [
     (r"\bbowl (movement|control|habits?|problems?|issues?)", r"bowel \1"),
     (r"\bincont\w*", "incontinence"),
     (r"\bbrui?[sz](e|ed|es|ing|in|ey)\b|\bbruize\w*", "bruising"),
-    (r"\bswoll?en\b|\bswoll?ed\b|\bswolled\b|\bswolen\b", "swollen"),
+    (r"\b(swoll?en|swoll?ed|swolled|swolen|swelled|puffed|blown|ballooned)( up)?\b", "swollen"),
     (r"\bswel+ing\b|\bsweling\b", "swelling"),
     (r"\bthight\b", "thigh"),
     (r"\bcalfs\b|\bcalve\b", "calf"),
@@ -87,6 +91,7 @@ _SPELLING = [
     (r"\bbuttox\b|\bbutox\b|\bbuttcheek\b", "buttock"),
     (r"\bhamstr?ing\b|\bhammy\b|\bhammie\b", "hamstring"),
     (r"\bpins (&|n'?) needles\b", "pins and needles"),
+    (r"(?<=\w) (n|&|'n'|'n|n'|\+) (?=\w)", " and "),
     (r"\bp(ee|ie)ing\b", "peeing"),
     (r"\bdiarr?h?o?ea\b", "diarrhoea"),
 ]
@@ -118,6 +123,18 @@ def normalise(text: str) -> str:
         t = re.sub(pattern, repl, t)
     for pattern, repl in _SYNONYMS:
         t = re.sub(pattern, repl, t)
+    # weight lost on purpose is not a red flag
+    unless = r"(?<!not )(?<!n't )(?<!without )(?<!never )(?<!no )(?<!not even )"
+    t = re.sub(
+        rf"\bweight loss\b(?=[\w\s',-]{{0,30}}\b{unless}(on purpose|intentional\w*|deliberate\w*|diet\w*|planned|calorie\w*|slimming))",
+        "planned weight change",
+        t,
+    )
+    t = re.sub(
+        rf"\b{unless}(diet\w*|on purpose|deliberately|intentionally|trying to lose|slimming)\b([\w\s',-]{{0,30}})\bweight loss\b",
+        r"\1\2planned weight change",
+        t,
+    )
     return t.strip()
 
 
@@ -165,7 +182,7 @@ RED_FLAGS: tuple[Flag, ...] = (
             r"\b(straining|strain|push) (to|hard to) (pee|wee|urinate|go)\b",
             r"\b(urinary|urine) (retention|incontinence)\b|\bretention\b",
         ),
-        words=r"\b(bladder|bowels?|urin\w*|incontinence|wet myself|soil\w*|leak\w*|dribbl\w*|can't (pee|wee|go))\b",
+        words=r"\b(bladder|bowels?|urin\w*|incontinence|wet myself|soil\w*|leak\w*|dribbl\w*|can't (pee|wee|go)|need the (toilet|loo)|need to (go|pee|wee))\b",
     ),
     Flag(
         "cauda-equina-saddle",
@@ -431,11 +448,22 @@ _INSTRUCTION = re.compile(
 )
 
 
+_BACK = re.compile(r"\b(it's back|is back|are back|came back|come back|coming back|has returned|returned|back again|started again|again now)\b")
+
+
 def _clauses(text: str) -> list[str]:
     text = _INSTRUCTION.sub(" . ", text)
     parts = _CLAUSE_BREAK.split(text)
     skip = {"but", "and", "just", "only", "though", "however", "although", "yet", "except", "whereas", "while now", "now", "then", "since", "apart"}
-    return [p for p in parts if p and p.strip() and p.strip() not in skip]
+    clauses = [p for p in parts if p and p.strip() and p.strip() not in skip]
+    # "I had numbness last year, but it's back": the next clause undoes the resolution
+    merged: list[str] = []
+    for clause in clauses:
+        if merged and _BACK.search(clause):
+            merged[-1] = f"{merged[-1]} and now {clause}"
+        else:
+            merged.append(clause)
+    return merged
 
 
 def _negated(before: str, matched: str, after: str = "") -> bool:
