@@ -25,6 +25,14 @@ from assistant.retrieval import Passage, content_terms, terms
 
 FRAMING_LINE = "Here is what my sources say, quoted as written:"
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\r?\n")
+# "What is PHT?" asks for a definition: a sentence that defines ("X, often referred to as Y, is
+# a ...") answers it better than one that merely mentions the term more often. Applied only to
+# questions made of the domain's own words, so "what are the best exercises?" is unaffected.
+_ASKS_DEFINITION = re.compile(
+    r"^\s*(what(?:'s| is| are)|define|definition of|meaning of|what does .{1,40} mean)\b", re.IGNORECASE
+)
+_DEFINES = re.compile(r"\b(is|are) (a|an|the)\b|\brefer(s|red)? to\b|\bmeans\b|\bdefined as\b", re.IGNORECASE)
+DEFINITION_BONUS = 0.15
 
 
 @dataclass
@@ -75,13 +83,15 @@ class ExtractiveComposer:
             p for p in passages[1:] if p.relevance >= max(self.min_relevance, best - self.citation_margin)
         ]
         qterms = set(content_terms(question))
+        # only when the question names nothing but the condition itself ("what is PHT?")
+        definition = not qterms and bool(_ASKS_DEFINITION.search(question))
         citations: list[Citation] = []
         parts: list[str] = []
         seen_spans: set[tuple[str, int, int]] = set()
         for passage in chosen:
             if len(citations) >= self.max_citations:
                 break
-            span = self._select(passage, qterms)
+            span = self._select(passage, qterms, definition)
             if span is None:
                 continue
             start, end = span
@@ -91,6 +101,9 @@ class ExtractiveComposer:
                 continue
             seen_spans.add(key)
             quote = chunk.text[start - chunk.start : end - chunk.start]
+            if citations and qterms and not qterms & set(terms(quote)):
+                # a further source must speak to the question's own words, not just the topic
+                continue
             n = len(citations) + 1
             citations.append(
                 Citation(
@@ -109,13 +122,15 @@ class ExtractiveComposer:
             return Draft(text="", citations=[])
         return Draft(text=FRAMING_LINE + "\n\n" + "\n\n".join(parts), citations=citations)
 
-    def _select(self, passage: Passage, qterms: set[str]) -> tuple[int, int] | None:
+    def _select(self, passage: Passage, qterms: set[str], definition: bool = False) -> tuple[int, int] | None:
         """Offsets of the run of statements in one paragraph that best answers the question."""
         statements = [(u, s) for u, s in passage.units if u.kind == "statement"]
         if not statements:
             return None
 
         def score(unit: Unit, sim: float) -> float:
+            if definition and _DEFINES.search(unit.text):
+                sim += DEFINITION_BONUS
             if not qterms:
                 return sim
             overlap = len(qterms & set(terms(unit.text))) / len(qterms)
