@@ -35,7 +35,8 @@ from assistant.settings import CALIBRATED_RELEVANCE
 _DOMAIN_GENERIC = (
     "pht proximal high upper hamstring hamstrings tendinopathy tendinopathies tendinitis tendonitis "
     "tendinosis tendon tendons condition pain painful hurt hurts hurting sore injury injured issue "
-    "problem problems help advice question questions please thanks thank physio anyone"
+    "problem problems help advice question questions please thanks thank physio anyone "
+    "mean means meaning define definition explain"  # how a question asks, not what about
 )
 _STOPWORDS = frozenset(
     """a about above after again against all also am an and any anything are aren't as at be because been
