@@ -126,6 +126,10 @@ class Assistant:
         settings = settings or get_settings()
         embeddings = embeddings or MiniLMEmbeddings(batch_size=settings.embedding_batch_size)
         say = notify or (lambda msg: print(msg, file=sys.stderr))
+        if settings.chroma_url:  # a shared Chroma server: read only; `pht-assistant index` publishes to it
+            from assistant.store import open_server_index
+
+            return cls(settings, embeddings=embeddings, index=open_server_index(settings), composer=composer)
         meta = read_meta(settings.data_dir)
         if meta is None or meta.model != embeddings.model_id:
             if meta is None:
@@ -319,6 +323,16 @@ class Assistant:
                     decision="out_of_scope",
                     rule="scope:off-topic",
                     matched=f"similarity {similarity:.2f}; topic words: {', '.join(words) or 'none'}",
+                )
+            else:  # on topic: record why, and how near the nearest red flag came, for audit
+                near, flag, _ = self._safety_exemplars.urgent_scores(turn.vector)[0]
+                decision = Triage(
+                    decision="continue",
+                    rule="scope:on-topic",
+                    matched=(
+                        f"no rule matched; similarity {similarity:.2f}; topic words: {', '.join(words) or 'none'}; "
+                        f"nearest red-flag exemplar {flag} {near:.2f}"
+                    ),
                 )
         turn.triage = decision
         turn.lap("triage", t)
@@ -517,6 +531,10 @@ def ensure_index(
                 lock_timeout=settings.index_lock_timeout,
                 notify=say,
             )
+            if settings.chroma_url:
+                from assistant.store import publish_index
+
+                publish_index(settings, notify=say)
             return report
         except IndexBusy:
             if wait == 0:

@@ -233,6 +233,8 @@ RED_FLAGS: tuple[Flag, ...] = (
         True,
         (
             r"\b(pop(ped|ping)?|snap(ped|ping)?|tear(ing)?|tore|torn|ripp\w*|rip|ping|twang|gave way|went bang|something go|something went|something gave|felt something|like (i'd been|i was|being) (shot|kicked|hit)|rupture\w*|avuls\w*|(come|came|pulled|ripped|torn) (off|away from) the bone|detached)\b",
+            r"\b(huge|massive|big|large|enormous|black|purple|nasty|spreading)\b[\w\s',-]{0,10}\bbruising\b[\w\s',-]{0,30}\b(thigh|hamstring|buttock|bum|sit bone|back of (my|the) leg)",
+            r"\b(thigh|hamstring|buttock|back of (my|the) leg)\b[\w\s',-]{0,30}\b(huge|massive|big|large|enormous|black|purple|nasty|spreading)\b[\w\s',-]{0,10}\bbruising\b",
         ),
         needs=(
             r"\b(bruising|black and blue|purple|gap|dent|hollow|divot|dip|lump|bulge|balled up|rolled up|can't (walk|stand|bear weight|put (any )?weight|sit|move)|(barely|hardly) (walk|stand|move|bear weight)|swelling|swollen|huge|massive|limp\w*|hobbl\w*|crutches)\b",
@@ -289,7 +291,7 @@ RED_FLAGS: tuple[Flag, ...] = (
         "Call {emergency} or go to an emergency department now. Don't try to walk it off.",
         True,
         (
-            r"\b(car (crash|accident)|road accident|motorbike|motorcycle|bike (crash|accident)|hit by a (car|bus|van|truck|bike)|(fell|falling|fallen|fall) (from|off) (a|the|my|some)|came off (a|the|my) (bike|horse|motorbike|ladder|roof|wall)|knocked (off|down)|bad fall|heavy fall|high fall|serious fall|nasty fall|hard fall|fell (hard|heavily|awkwardly|badly) on|fell down (the )?stairs|fell from height|landed (hard|heavily) on)\b",
+            r"\b(car (crash|accident)|road accident|motorbike|motorcycle|bike (crash|accident)|hit by a (car|bus|van|truck|bike)|(fell|falling|fallen|fall) (from|off) (a|the|my|some)|came off (a|the|my) (bike|horse|motorbike|ladder|roof|wall)|knocked (off|down)|bad fall|heavy fall|high fall|serious fall|nasty fall|hard fall|fell (hard|heavily|awkwardly|badly) on|fell down (the )?stairs|fell from height|landed (hard|heavily) on|(slipped|fell|tripped) (on|down|over) (the )?(stairs|steps|ice)|(landed|fell|fallen|came down) (hard )?(on|onto) (my )?(bottom|bum|backside|butt|hip|tailbone|coccyx|side))\b",
             r"\b(deform\w*|bent the wrong way|at a (weird|funny|strange) angle|bone (is )?sticking out|out of place|looks (shorter|twisted|wrong)|turned out(wards)?)\b",
             r"\bcan't\b[\w\s',-]{0,6}\b(bear weight|put (any )?weight|take (any )?weight|stand on it|weight ?bear)\b",
             r"\bcan't (walk|stand|get up)( up)? (at all|anymore|any more)\b",
