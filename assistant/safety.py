@@ -381,7 +381,9 @@ _ALWAYS_CURRENT = re.compile(
 # Asking about a flag in general is not having it. Strong markers make a clause hypothetical on
 # their own; weak ones only when the clause says nothing about the person's own body after them.
 _HYPOTHETICAL = re.compile(
-    r"\b(what if|if i (ever|were to|was to)|if (ever|one day)|in case|should i ever|just in case|"
+    r"\b(what if|if i (ever|were to|was to|should|start to|begin to|later|get|develop)|if (ever|one day)|in case|"
+    r"should i ever|just in case|in (the )?future|later on|down the (line|track)|"
+    r"(watch|look|keep an eye) (out )?for|be aware of|warned (me )?(about|of)|told me (about|to watch)|"
     r"what (are|would be|is) the (warning |danger |main )?(signs?|symptoms?|red flags?)|"
     r"what (should|do) i (watch|look) (out )?for|which (signs?|symptoms?) (should|would|mean))\b"
 )
@@ -530,6 +532,9 @@ def find_red_flag(text: str) -> tuple[Flag, str] | None:
                         continue
                     if flag.name in _NEEDS_DISTINCT and not _two_distinct(flag, clauses):
                         continue
+                    also = [w for w in support if w and w != hit]
+                    if also:
+                        hit = f"{hit} + {also[0]}"
                 return flag, hit
     return None
 
