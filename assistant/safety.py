@@ -743,17 +743,18 @@ _CLINICIAN_RULES: tuple[tuple[str, str, str], ...] = (
     (
         "medication",
         "medicines and doses",
-        r"\b(ibuprofen|advil|nurofen|motrin|naproxen|aleve|diclofenac|voltaren|voltarol|paracetamol|acetaminophen|tylenol|panadol|aspirin|codeine|co-codamol|tramadol|morphine|oxycodone|oxycontin|gabapentin|pregabalin|lyrica|amitriptyline|duloxetine|celecoxib|meloxicam|etoricoxib|nsaids?|anti[- ]?inflammator\w*|painkillers?|pain killers?|pain ?relief (pills?|tablets?|meds)|pills?|tablets?|capsules?|medication\w*|medicines?|meds|prescription|prescribed (me )?(pills?|tablets?|meds|medication|painkillers?|drugs?)|dosage|doses?|\d+\s?mg|milligrams?|opioids?|opiates?|muscle relaxants?|diazepam|valium|steroids?|prednisolone|prednisone|antibiotics?|cbd|cannabis|supplements? (dose|dosage)|collagen (dose|dosage)|deep heat|ibuleve|gel for (the )?pain)\b",
+        r"\b(ibuprofen|advil|nurofen|motrin|naproxen|aleve|diclofenac|voltaren|voltarol|paracetamol|acetaminophen|tylenol|panadol|aspirin|codeine|co-codamol|tramadol|morphine|oxycodone|oxycontin|gabapentin|pregabalin|lyrica|amitriptyline|duloxetine|celecoxib|meloxicam|etoricoxib|nsaids?|anti[- ]?inflammator\w*|painkillers?|pain killers?|pain ?relief (pills?|tablets?|meds)|pills?|tablets?|capsules?|medication\w*|medicines?|meds|prescription|prescribed (me )?(pills?|tablets?|meds|medication|painkillers?|drugs?)|dosage|doses?|\d+\s?mg|milligrams?|opioids?|opiates?|muscle relaxants?|diazepam|valium|steroids?|prednisolone|prednisone|antibiotics?|cbd|cannabis|supplements? (dose|dosage)|collagen (dose|dosage)|deep heat|ibuleve|gel for (the )?pain|(good|best|strong\w*) pain ?relief)\b"
+        r"|\b(what|which|anything|something)( \w+)? (can|should|could|do) i (take|use|have|get)( \w+)? (for|to (help|ease|relieve|stop|dull|numb|kill)) (the |my |this )?(pain|ache|it)\b",
     ),
     (
         "injection",
         "injections",
-        r"\b(inject\w*|jabs?|shots? (in|into|of)|cortisone|corticosteroid|prp|platelet[- ]rich|steroid|hyaluronic|prolotherapy|botox|stem cells?)\b",
+        r"\b(inject\w*|jabs?|shots? (in|into|of)|cortisone|corticosteroid|prp|platelet[- ]rich|steroid|hyaluronic|prolotherapy|botox|stem cells?|nerve block|radiofrequency|ablation)\b",
     ),
     (
         "surgery",
         "surgery",
-        r"\b(surg\w*|operat(e|ion|ed)|op\b|repair (it|the tendon)|tenotomy|debridement|reattach\w*|surgeon|scope it|keyhole)\b",
+        r"\b(surg\w*|operat(e|ion|ed)|op\b|repair (it|the tendon)|tenotomy|debridement|reattach\w*|surgeon|scope it|keyhole|under the knife)\b",
     ),
     (
         "stop-treatment",
@@ -764,12 +765,15 @@ _CLINICIAN_RULES: tuple[tuple[str, str, str], ...] = (
     (
         "diagnosis",
         "telling one condition from another",
-        r"\b(confirm|tell me|check|work out|say|figure out)\b[\w\s',-]{0,20}\b(whether|if)\b[\w\s',-]{0,10}\b(i|it|this)\b[\w\s',-]{0,10}\b(have|has|got|is)\b|\bdiagnose (me|it|this|what|my)\b",
+        r"\b(confirm|tell me|check|work out|say|figure out)\b[\w\s',-]{0,20}\b(whether|if)\b[\w\s',-]{0,10}\b(i|it|this)\b[\w\s',-]{0,10}\b(have|has|got|is)\b|\bdiagnose (me|it|this|what|my)\b"
+        r"|\bconfirm (that )?(i|it|this|my pain) (have|has|is|'s)\b"
+        r"|\b(coming|come|comes|referred|radiating) from (my |the )?(back|spine|hip|nerve|disc|sciatic|pelvis|si joint)\b"
+        r"|\b(back|spine|hip|nerve|disc|pelvis) or (my |the |a )?(hamstring|tendon|pht)\b|\b(hamstring|tendon|pht) or (my |the |a )?(back|spine|hip|nerve|disc)\b",
     ),
     (
         "diagnosis",
         "telling one condition from another",
-        r"\b(piriformis|sciatica|bursitis|stress fracture|fracture|slipped disc|disc bulge|herniat\w*|sacroiliac|si joint|arthritis|labral|deep gluteal|ischiofemoral|lumbar|referred pain)\b",
+        r"\b(piriformis|sciatica|bursitis|stress fracture|fracture|slipped disc|disc bulge|disc (problem|issue|prolapse)|herniat\w*|sacroiliac|si joint|arthritis|labral|deep gluteal|ischiofemoral|lumbar|referred pain)\b",
     ),
     (
         "diagnosis",
