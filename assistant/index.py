@@ -408,6 +408,10 @@ class ChromaIndex:
                 f"The index folder {folder} is missing; rebuild it with `pht-assistant index --rebuild`."
             )
         self._client, self._collection = self._open_checked(folder, collection, meta, check_timeout)
+        self._init_caches()
+
+    def _init_caches(self) -> None:
+        """What has been read, kept (also for a Chroma server's collection: store.open_server_index)."""
         self._records: list[Chunk] | None = None
         self._units: dict[str, list[tuple[Unit, np.ndarray]]] = {}
         self._records_lock = threading.Lock()

@@ -135,7 +135,12 @@ class CollectionIndex:
             key=lambda c: (rank.get(c.doc_id, len(rank)), c.doc_id, c.start),
         )
         self._unit_ids = np.array(units["ids"])
-        self._unit_vectors = np.asarray(units["embeddings"], dtype=np.float32).reshape(len(self._unit_ids), -1)
+        vectors = units["embeddings"]
+        self._unit_vectors = (
+            np.asarray(vectors, dtype=np.float32).reshape(len(self._unit_ids), -1)
+            if len(self._unit_ids)
+            else np.zeros((0, 1), dtype=np.float32)
+        )
         self._unit_groups = np.array([m["source"] for m in units["metadatas"]])
         self._units: dict[str, list[tuple[Unit, np.ndarray]]] = {}
         for doc, meta, vec in zip(units["documents"], units["metadatas"], self._unit_vectors):
@@ -172,3 +177,106 @@ class CollectionIndex:
             (unit_from_record(doc, meta), 1.0 - float(dist))
             for doc, meta, dist in zip(res["documents"][0], res["metadatas"][0], res["distances"][0])
         ]
+
+
+# -- the shared corpus index on a Chroma server ------------------------------------------------------
+
+META_KEY = "pht_index"
+
+
+class _Guarded:
+    """A collection whose every call turns a failure to reach the server into StoreUnavailable."""
+
+    def __init__(self, collection: Any) -> None:
+        self._collection = collection
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._collection, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with guarded():
+                return attr(*args, **kwargs)
+
+        return call
+
+
+def _missing(url: str) -> Exception:
+    from assistant.errors import IndexMissing
+
+    return IndexMissing(
+        f"The Chroma server at {url} holds no index yet; build it with `PHT_CHROMA_URL={url} pht-assistant index`."
+    )
+
+
+def open_server_index(settings: Any) -> Any:
+    """The shared corpus index on the Chroma server at ``settings.chroma_url`` (read only)."""
+    import json
+
+    from assistant.index import ChromaIndex, IndexMeta
+
+    store = Store(url=settings.chroma_url)
+    client = store.client()
+    try:
+        with guarded():
+            try:
+                col = client.get_collection(settings.collection, embedding_function=None)
+            except Exception as exc:
+                if "not" in str(exc).lower() and "exist" in str(exc).lower() or "NotFound" in type(exc).__name__:
+                    raise _missing(settings.chroma_url) from None
+                raise
+    except StoreUnavailable:
+        store.reset()
+        raise
+    raw = (col.metadata or {}).get(META_KEY)
+    if not raw:
+        raise _missing(settings.chroma_url)
+
+    index = ChromaIndex.__new__(ChromaIndex)  # the embedded reader's queries, over the server's collection
+    index.data_dir = None
+    index.meta = IndexMeta.from_json(json.loads(raw))
+    index._client = None
+    index._collection = _Guarded(col)
+    index._init_caches()
+    return index
+
+
+def publish_index(settings: Any, notify: Any = None) -> tuple[int, int]:
+    """Copy the local index's changes to the Chroma server: ``(added, removed)`` records.
+
+    ``pht-assistant index`` with ``PHT_CHROMA_URL`` set builds the index in the data folder as
+    always (incrementally, behind the writer lock), then calls this: new records are copied with
+    their vectors (nothing is embedded twice), the record of what is built is stored in the
+    collection's metadata, and records no longer in the corpus are removed last.
+    """
+    import json
+    from dataclasses import asdict
+
+    from assistant.index import _client, read_meta
+
+    say = notify or (lambda _msg: None)
+    meta = read_meta(Path(settings.data_dir))
+    if meta is None:
+        raise _missing(settings.chroma_url)
+    local_client = _client(Path(settings.data_dir) / meta.generation)
+    try:
+        local = local_client.get_collection(meta.collection)
+        remote = Store(url=settings.chroma_url).collection(meta.collection)
+        with guarded(f"the Chroma server at {settings.chroma_url}"):
+            local_ids = set(local.get(include=[])["ids"])
+            remote_ids = set(remote.get(include=[])["ids"])
+            fresh, stale = sorted(local_ids - remote_ids), sorted(remote_ids - local_ids)
+            for i in range(0, len(fresh), 256):
+                got = local.get(ids=fresh[i : i + 256], include=["embeddings", "documents", "metadatas"])
+                remote.add(
+                    ids=got["ids"], embeddings=got["embeddings"], documents=got["documents"], metadatas=got["metadatas"]
+                )
+            remote.modify(metadata={META_KEY: json.dumps(asdict(meta), ensure_ascii=False)})
+            for i in range(0, len(stale), 256):
+                remote.delete(ids=stale[i : i + 256])
+    finally:
+        with contextlib.suppress(Exception):
+            local_client.close()
+    say(f"Published to the Chroma server at {settings.chroma_url}: {len(fresh)} records added, {len(stale)} removed.")
+    return len(fresh), len(stale)

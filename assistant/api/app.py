@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from contextlib import asynccontextmanager
 from typing import Any
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None, assistant: Any = None) -> FastA
         m = app.state.metrics
         m.requests.labels(path, request.method, str(response.status_code)).inc()
         m.latency.labels(path).observe(seconds)
+        response.headers["X-PHT-Worker"] = str(os.getpid())  # which worker answered (scale-out checks)
         error = getattr(request.state, "error", None)
         if error:
             m.errors.labels(error).inc()
