@@ -407,3 +407,20 @@ def test_clinic_and_key_commands(tmp_path):
 def test_serve_refuses_several_workers_on_the_embedded_store(tmp_path):
     out = _cli("serve", "--workers", "2", data_dir=tmp_path / "data")
     assert out.returncode == 2 and "PHT_CHROMA_URL" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_readme_clinic_commands_run(tmp_path):
+    """The README's clinic commands work as written (`serve` is started by the fixture above)."""
+    import re
+    import shlex
+
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Clinics: HTTP API.*?```bash\n(.*?)```", readme, re.S).group(1)
+    commands = [shlex.split(line.split("  #")[0])[1:] for line in block.splitlines() if line.startswith("pht-assistant ")]
+    assert [c[0] for c in commands] == ["clinic", "key", "serve"]
+    for args in commands[:-1]:
+        out = _cli(*args, data_dir=tmp_path / "data")
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip()
