@@ -34,7 +34,7 @@ _GAP = r"[\w\s',/-]"  # words between two parts of a pattern, within one clause
 _SADDLE_AREA = (
     r"(groin|genital\w*|privates|private (parts|area|bits)|crotch|perineum|perineal|taint|"
     r"between (my|the) legs|inner thighs?|bum|butt|buttocks?|bottom|backside|arse|ass|rear end|"
-    r"anus|anal|back passage|rectum|ring( piece)?|arsehole|asshole|bumhole|bum hole|butthole|where i sit|sit on|saddle( area| region)?|down there|nether regions|"
+    r"anus|anal|perianal|peri-anal|genital area|my bits|back passage|rectum|ring( piece)?|arsehole|asshole|bumhole|bum hole|butthole|where i sit|sit on|saddle( area| region)?|down there|nether regions|"
     r"penis|willy|scrotum|testicles|balls|vagina|vulva|labia|lady (parts|bits)|undercarriage|"
     r"toilet seat|toilet paper|loo roll|when i wipe|wiping)"
 )
@@ -56,6 +56,7 @@ _CANNOT = [
     (r"\b(can )?(barely|hardly|only just) (feel|tell|sense|notice)\b", r"can't \3"),
     (r"\bcan't (really|properly|quite|fully|even|actually|totally|seem to|always) ", "can't "),
     (r"\bno longer (feel|notice|sense|know|tell|realise|realize)\b", r"can't \1"),
+    (r"\bi not (feel|pee|wee|walk|control|able to)\b", r"i can't \1"),
     (r"\b(feels?|felt|feeling|gone|went|is|are|seems?) ((sort of|kind of|kinda|a bit|a little|all|really|completely|totally|quite|so|very|strange|weird|funny|odd) (and )?)+(dead|numb)\b", r"\1 \5"),
     (r"\bboth of (my|the) ", "both "),
     (r"\bdead ?(bugs?|butt syndrome|hangs?)\b", "dead-\1"),
@@ -82,7 +83,7 @@ _SPELLING = [
     (r"\bcalfs\b|\bcalve\b", "calf"),
     (r"\bbre?a?th\w*less\w*", "breathless"),
     (r"\bfea?v[eo]r(ish)?\b", "fever"),
-    (r"\btemp(e|ra|era|re)?r?a?ture\b|\btempreture\b|\btemperture\b", "temperature"),
+    (r"\btemp(e|ra|era|re)?r?a?ture\b|\btempreture\b|\btemperture\b|\btemps?\b", "temperature"),
     (r"\bwie?gh?th?\b|\bweigth\b|\bwieght\b", "weight"),
     (r"\bcans[eo]r\b|\bcancre\b|\bthe big c\b", "cancer"),
     (r"\bsadd?le\b", "saddle"),
@@ -180,6 +181,7 @@ RED_FLAGS: tuple[Flag, ...] = (
             r"\b(nothing|hardly anything|only a (trickle|dribble)|very little)\b [\w\s']{0,10}\b(comes out|came out)\b",
             rf"\b({_PEE}|stream)\b{_GAP}{{0,15}}\b(won't come|won't start|weak stream|just a dribble|stops and starts|takes ages)",
             r"\b(straining|strain|push) (to|hard to) (pee|wee|urinate|go)\b",
+            r"\b(pee|peeing|wee|weeing|urinating|urination|passing urine|passing water)\b[\w\s',-]{0,10}\b(is|are|has been|became|got|feels)? ?(difficult|hard|a struggle|impossible|really slow|so slow)\b",
             r"\b(urinary|urine) (retention|incontinence)\b|\bretention\b",
         ),
         words=r"\b(bladder|bowels?|urin\w*|incontinence|wet myself|soil\w*|leak\w*|dribbl\w*|can't (pee|wee|go)|need the (toilet|loo)|need to (go|pee|wee))\b",
@@ -237,7 +239,8 @@ RED_FLAGS: tuple[Flag, ...] = (
             r"\b(thigh|hamstring|buttock|back of (my|the) leg)\b[\w\s',-]{0,30}\b(huge|massive|big|large|enormous|black|purple|nasty|spreading)\b[\w\s',-]{0,10}\bbruising\b",
         ),
         needs=(
-            r"\b(bruising|black and blue|purple|gap|dent|hollow|divot|dip|lump|bulge|balled up|rolled up|can't (walk|stand|bear weight|put (any )?weight|sit|move)|(barely|hardly) (walk|stand|move|bear weight)|swelling|swollen|huge|massive|limp\w*|hobbl\w*|crutches)\b",
+            r"\b(bruising|black and blue|purple|gap|dent|hollow|divot|dip|lump|bulge|balled up|rolled up|can't (walk|stand|bear weight|put (any )?weight|sit|move)|(barely|hardly) (walk|stand|move|bear weight)|swelling|swollen|huge|massive|limp\w*|hobbl\w*|crutches)\b"
+            r"|\b(i('ve| have)?|i think i('ve| have)?|i might have|i may have|i've just|think i('ve)?|pretty sure i('ve)?) (completely )?(avulsed|ruptured|snapped|torn off|detached|ripped off) (my |the |a )?(hamstring|tendon|it)\b",
         ),
         words=r"\b(pop\w*|snap\w*|tear\w*|tore|torn|rip\w*|ruptur\w*|avuls\w*)\b",
     ),
@@ -267,6 +270,7 @@ RED_FLAGS: tuple[Flag, ...] = (
             r"\b(hot|warm|red|swollen|puffy|tender)\b[\w\s',-]{0,20}\b(swollen|red|hot|warm|puffy|tender)\b[\w\s',-]{0,20}\b(calf|calves|thigh|leg)\b",
             r"\b(calf|calves)\b[\w\s',-]{0,30}\b(swollen|swelling|puffy|bigger|fatter|fat|ballooned|twice the size|double the size|tight and (hot|red|warm))\b",
             r"\b(swollen|swelling|puffy)\b[\w\s',-]{0,20}\b(calf|calves)\b",
+            r"\b(calf|calves|leg)\b (has |have )?(went|gone|become|became|got|getting|suddenly) (all |really |so |very )?(massive|huge|enormous|fat|big|bigger|fatter|tight and shiny)\b",
             r"\b(one|my|this|that|the) (leg|calf)\b[\w\s',-]{0,20}\b(bigger|fatter|thicker|more swollen) than the other\b",
             r"\bclots? in my (leg|calf|thigh|calves)\b",
             r"\b(is (it|this|that)|could (it|this|that) be|might (it|this) be|i (think|thought|fear|worry|suspect)|i'm (worried|scared|afraid|concerned)|worried|scared|afraid|concerned|i (have|had|got)|i've got|diagnosed with|feels like)\b[\w\s',-]{0,25}\b(a )?(blood clot|clot|dvt|thrombo\w*)\b",
@@ -687,6 +691,9 @@ class ExemplarTriage:
                 break
             flag = flag_by_name(name)
             words = affirmed_symptom_words(text, flag) if flag else ""
+            if words and flag.needs:  # a flag made of two parts needs its second part too
+                clauses = _clauses(normalise(text))
+                words = words if any(_affirmed_anywhere(n, clauses) for n in flag.needs) else ""
             if words:
                 return Triage(
                     decision="urgent",
