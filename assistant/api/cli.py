@@ -40,6 +40,15 @@ def serve(
             "start one with `chroma run --path DIR --host 127.0.0.1 --port 8000` and set "
             "PHT_CHROMA_URL=http://127.0.0.1:8000 (or serve with --workers 1)."
         )
+    if settings.chroma_url:
+        from assistant.errors import StoreUnavailable
+        from assistant.store import Store
+
+        if not Store(url=settings.chroma_url).heartbeat():
+            raise StoreUnavailable(
+                f"The Chroma server at {settings.chroma_url} does not answer; start it with "
+                "`chroma run --path DIR --host 127.0.0.1 --port N`, or unset PHT_CHROMA_URL to use the embedded store."
+            )
     import uvicorn
 
     typer.echo(f"Serving the PHT Assistant API on http://{host}:{port} (docs at /docs); Ctrl-C stops it.", err=True)
