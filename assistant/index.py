@@ -66,7 +66,8 @@ class IndexMeta:
 class BuildReport:
     """What a build did, counted in records (passages and their sentences).
 
-    ``embedded`` counts the records that went through the encoder.
+    ``encoded`` counts the texts that went through the encoder: the sentences, and only those
+    passages that have none (a passage's vector is the mean of its sentences').
     """
 
     chunks: int
@@ -79,10 +80,11 @@ class BuildReport:
     changed: bool
     seconds: float
     rebuilt_because: str = ""
+    encoded: int = 0
 
     @property
     def embedded(self) -> int:
-        return self.added
+        return self.encoded
 
 
 def check_data_dir(data_dir: Path) -> None:
@@ -304,18 +306,41 @@ def build_index(
                 if not getattr(embeddings, "is_loaded", True):
                     say("Loading the embedding model (takes a few seconds, once per process).")
                 embeddings.warm_up()  # load the model before the progress bar starts
+            # Dense search runs over sentence units, so only they go through the encoder; a
+            # passage's vector is the normalised mean of its units' (one without units is encoded).
+            fresh_units = [r for r in fresh if r.meta["kind"] == "unit"]
+            unit_sums: dict[str, np.ndarray] = {}
+            has_units = {r.meta["chunk_id"] for r in fresh_units}
+            to_encode = fresh_units + [r for r in fresh if r.meta["kind"] != "unit" and r.id not in has_units]
+            passages = [r for r in fresh if r.meta["kind"] != "unit" and r.id in has_units]
             if progress:
-                progress(0, len(fresh), "embedding")
-            for i in range(0, len(fresh), _ADD_BATCH):
-                batch = fresh[i : i + _ADD_BATCH]
+                progress(0, len(to_encode), "embedding")
+            for i in range(0, len(to_encode), _ADD_BATCH):
+                batch = to_encode[i : i + _ADD_BATCH]
 
                 def step(n: int) -> None:
                     nonlocal done
                     done += n
                     if progress:
-                        progress(done, len(fresh), "embedding")
+                        progress(done, len(to_encode), "embedding")
 
                 vectors = embeddings.embed_documents([r.embed for r in batch], progress=step)
+                for r, v in zip(batch, vectors):
+                    if r.meta["kind"] == "unit":
+                        key = r.meta["chunk_id"]
+                        unit_sums[key] = unit_sums.get(key, 0.0) + np.asarray(v, dtype=np.float64)
+                col.add(
+                    ids=[r.id for r in batch],
+                    embeddings=vectors,
+                    documents=[r.text for r in batch],
+                    metadatas=[r.meta for r in batch],
+                )
+            for i in range(0, len(passages), _ADD_BATCH):
+                batch = passages[i : i + _ADD_BATCH]
+                vectors = []
+                for r in batch:
+                    mean = unit_sums[r.id]
+                    vectors.append((mean / max(float(np.linalg.norm(mean)), 1e-12)).tolist())
                 col.add(
                     ids=[r.id for r in batch],
                     embeddings=vectors,
@@ -372,6 +397,7 @@ def build_index(
             changed=True,
             seconds=time.perf_counter() - began,
             rebuilt_because=reason,
+            encoded=len(to_encode),
         )
 
 
@@ -414,6 +440,7 @@ class ChromaIndex:
         """What has been read, kept (also for a Chroma server's collection: store.open_server_index)."""
         self._records: list[Chunk] | None = None
         self._units: dict[str, list[tuple[Unit, np.ndarray]]] = {}
+        self._unit_map: dict[str, Unit] | None = None
         self._records_lock = threading.Lock()
 
     @staticmethod
@@ -462,22 +489,42 @@ class ChromaIndex:
         return self._collection.count()
 
     def query_units(self, vector: list[float], k: int) -> list[tuple[Unit, float]]:
-        """The ``k`` nearest sentences with their cosine similarity."""
-        k = max(1, min(k, self.meta.records - self.meta.chunks))
-        res = self._collection.query(
-            query_embeddings=[vector],
-            n_results=k,
-            where={"kind": "unit"},
-            include=["documents", "metadatas", "distances"],
-        )
-        return [
-            (unit_from_record(doc, meta), 1.0 - float(dist))
-            for doc, meta, dist in zip(res["documents"][0], res["metadatas"][0], res["distances"][0])
-        ]
+        """The ``k`` nearest sentences with their cosine similarity.
+
+        Chroma's filtered search takes time in proportion to the records the filter matches, and
+        fetching metadata costs more than the search itself. So the query asks for ids and
+        distances only, without a filter, for more neighbours than needed; the sentences among
+        them (kept in memory once read) are the answer. Passages' vectors sit among them.
+        """
+        units = self._unit_table()
+        if not units:
+            return []
+        k = max(1, min(k, len(units)))
+        n = min(self.meta.records, 2 * k + 8)
+        while True:
+            res = self._collection.query(query_embeddings=[vector], n_results=n, include=["distances"])
+            hits = [
+                (units[i], 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0]) if i in units
+            ]
+            if len(hits) >= k or n >= self.meta.records:
+                return hits[:k]
+            n = min(self.meta.records, n * 4)
+
+    def _unit_table(self, got: dict[str, Any] | None = None) -> dict[str, Unit]:
+        """Every unit by id (read once, then kept)."""
+        with self._records_lock:
+            if self._unit_map is None:
+                if got is None:
+                    got = self._collection.get(where={"kind": "unit"}, include=["documents", "metadatas"])
+                self._unit_map = {
+                    i: unit_from_record(d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])
+                }
+            return self._unit_map
 
     def unit_vectors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ids, vectors, section keys) of every unit, for corpus-wide statistics."""
-        got = self._collection.get(where={"kind": "unit"}, include=["embeddings", "metadatas"])
+        got = self._collection.get(where={"kind": "unit"}, include=["embeddings", "metadatas", "documents"])
+        self._unit_table(got)
         ids = np.array(got["ids"])
         vectors = np.asarray(got["embeddings"], dtype=np.float32).reshape(len(ids), -1)
         groups = np.array([m["source"] for m in got["metadatas"]])

@@ -20,6 +20,7 @@ import math
 import re
 import threading
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
@@ -161,6 +162,7 @@ class HybridRetriever:
         self.relevance = relevance or RelevanceModel()
         self._lock = threading.Lock()
         self._ready = False
+        self._recent: OrderedDict[bytes, list] = OrderedDict()  # vector -> nearest units
 
     # -- set-up, once ------------------------------------------------------------------------
 
@@ -175,6 +177,7 @@ class HybridRetriever:
             tokens = [terms(f"{c.section_title} {c.text}") for c in self._chunks]
             self._chunk_terms = [set(t) for t in tokens]
             self._vocabulary = sorted(set().union(*self._chunk_terms))
+            self._vocabulary_set = frozenset(self._vocabulary)
             self._bm25 = bm25s.BM25()
             self._bm25.index([t or [""] for t in tokens], show_progress=False)
             self._hub = self._hubness()
@@ -216,7 +219,7 @@ class HybridRetriever:
         n = len(self._chunks)
         if n == 0:
             return []
-        hits = self.index.query_units(vector, self.candidates * 4)
+        hits = self._nearest(vector)
         qterms = self._spelled(content_terms(question))
         focus_terms = self._spelled(content_terms(focus)) if focus is not None else qterms
         # A question made only of the domain's own words ("what is PHT?") is about the condition
@@ -234,12 +237,11 @@ class HybridRetriever:
 
         fused = np.zeros(n)
         for scores, weight in ((dense, 1.0), (lexical, self.lexical_weight)):
-            order = np.argsort(-scores, kind="stable")
-            for rank, pos in enumerate(order[: self.candidates]):
-                if np.isfinite(scores[pos]) and (scores is dense or scores[pos] > 0):
-                    fused[pos] += weight / (self.rrf_k + rank + 1)
+            keep = np.isfinite(scores) if scores is dense else scores > 0
+            for rank, pos in enumerate(_top(scores, keep, self.candidates)):
+                fused[pos] += weight / (self.rrf_k + rank + 1)
 
-        ranked = [p for p in np.argsort(-fused, kind="stable") if fused[p] > 0][: self.candidates]
+        ranked = _top(fused, fused > 0, self.candidates).tolist()
         qvec = np.asarray(vector, dtype=np.float32)
         out = []
         for rank, pos in enumerate(ranked):
@@ -268,7 +270,7 @@ class HybridRetriever:
 
     @lru_cache(maxsize=4096)  # noqa: B019 - one retriever per index, kept for the process
     def _spelling(self, word: str) -> str:
-        if word in self._vocabulary or len(word) < 7 or len(self._vocabulary) > 200_000:
+        if word in self._vocabulary_set or len(word) < 7 or len(self._vocabulary) > 200_000:
             return word
         from difflib import get_close_matches
 
@@ -286,5 +288,28 @@ class HybridRetriever:
 
     def max_similarity(self, vector: list[float]) -> float:
         """Raw similarity of the question to its nearest sentence anywhere in the corpus."""
-        hits = self.index.query_units(vector, 1)
-        return hits[0][1] if hits else 0.0
+        hits = self._nearest(vector)
+        return max((sim for _, sim in hits), default=0.0)
+
+    def _nearest(self, vector: list[float]) -> list[tuple[Unit, float]]:
+        """The dense candidates for a vector: one store query, shared by triage and retrieval."""
+        key = np.asarray(vector, dtype=np.float32).tobytes()
+        with self._lock:
+            hits = self._recent.get(key)
+        if hits is None:
+            hits = self.index.query_units(vector, self.candidates * 4)
+            with self._lock:
+                self._recent[key] = hits
+                while len(self._recent) > 16:
+                    self._recent.popitem(last=False)
+        return hits
+
+
+def _top(scores: np.ndarray, keep: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` best kept scores, best first, ties by position: the same as a stable
+    ``argsort(-scores)`` filtered by ``keep``, without sorting every passage of a large corpus."""
+    pos = np.flatnonzero(keep)
+    if len(pos) > k:
+        cut = np.partition(scores[pos], len(pos) - k)[len(pos) - k]  # the k-th best score
+        pos = pos[scores[pos] >= cut]
+    return pos[np.lexsort((pos, -scores[pos]))][:k]

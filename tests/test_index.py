@@ -57,18 +57,19 @@ def test_build_then_incremental(tmp_path, embeddings):
     emb = CountingEmbeddings(embeddings)
 
     first = build_index(data, corpus, emb)
-    assert first.changed and first.added == first.records == emb.embedded
+    assert first.changed and first.added == first.records
+    assert first.encoded == emb.embedded < first.records  # passages reuse their sentences' vectors
     assert read_meta(data).chunks == first.chunks
 
     again = build_index(data, corpus, emb)
-    assert not again.changed and emb.embedded == first.records  # nothing re-embedded
+    assert not again.changed and emb.embedded == first.encoded  # nothing re-embedded
 
     (corpus / "b.txt").write_text(DOC_B.replace("steep hills", "steep hills and stairs"))
     before = emb.embedded
     changed = build_index(data, corpus, emb)
     # only doc-b's changed passage (and its sentences) went through the encoder again
-    assert changed.added == emb.embedded - before
-    assert 0 < changed.added <= _records_of(corpus, "doc-b")
+    assert changed.encoded == emb.embedded - before
+    assert 0 < changed.encoded < changed.added <= _records_of(corpus, "doc-b")
     assert changed.removed == changed.added  # the old version of b's passages went away
     idx = ChromaIndex(data)
     assert idx.count() == changed.records
