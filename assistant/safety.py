@@ -369,6 +369,8 @@ _RESOLVED = re.compile(
     r"came back (clear|normal|negative|fine)|was (negative|normal|clear|fine)|were (negative|normal|clear|fine)|"
     r"tests? (were|was|came back) (fine|normal|clear|negative)|scan (was|came back) (fine|normal|clear)|"
     r"got better|sorted (itself )?out|healed( up)?|years ago|a year ago|decades ago|ages ago|"
+    r"wears off|wore off|goes away (when|after|once|as soon as|within|in a|if)|comes back (when|once|as soon as) i|"
+    r"returns (when|once|as soon as) i|passes (when|after|once|quickly|in a)|only (while|when) i'?m? (sit|sitting|cycling|riding|on the bike)|"
     r"last year|as a (kid|child|teenager|teen)|when i was (young|younger|a kid|a child|a teenager|at school)|"
     r"in (19|20)\d\d|back in (19|20)?\d\d|at the time|back then|long time ago|a while back)\b"
 )
@@ -396,7 +398,8 @@ _WEAK_HYPOTHETICAL = re.compile(
     r"(can|could|does|do|will|would) (pht|tendinopathy|proximal hamstring tendinopathy|tendon pain|a tendon|it|this) (ever )?(cause|lead to|give|turn into|become)|"
     r"how (do|would|can|will) (i|you|one|people) (know|tell)|when (should|do) (i|you) (worry|be worried|go|see|get)|"
     r"what (is|does|causes|are|happens)|what'?s (a |an |the )?|people (with|who)|someone (with|who)|"
-    r"(asked|checked|screened|tested|examined|looked) (me )?(about|for))\b"
+    r"(asked|checked|screened|tested|examined|looked) (me )?(about|for)|"
+    r"(read|heard|seen|saw|watched|learned|learnt) (that|about|online|somewhere|an article|a video|on)|apparently|is it true)\b"
 )
 # someone else's story in the past tense ("my friend felt a pop") is not the person's own flag;
 # someone else's symptom today ("my dad can't stand") is still urgent
@@ -431,7 +434,7 @@ def _hypothetical(clause: str, start: int) -> bool:
 
 # "... is fine", "... none": the words after a symptom can deny it too
 _DENIED_AFTER = re.compile(
-    r"^[\s,:-]*(is|are|was|were|has been|have been|feels?|seems?|looks?|still|all|totally|completely|"
+    r"^[\s,:-]*((and|or|&) (my |the |your )?\w+( \w+)? )?('s|'re|is|are|was|were|has been|have been|feels?|seems?|looks?|still|all|totally|completely|"
     r"100%|perfectly|absolutely)?\s*(fine|normal|ok|okay|good|great|perfect|unaffected|unchanged|intact|"
     r"all good|as normal|not affected|no different|no problem\w*|no issues?|no change|none|nope|nil|"
     r"not really|negative|not an issue|not a problem|isn't an issue|isn't a problem)\b"
@@ -457,6 +460,14 @@ _INSTRUCTION = re.compile(
 
 
 _BACK = re.compile(r"\b(it's back|is back|are back|came back|come back|coming back|has returned|returned|back again|started again|again now)\b")
+_REFERS_BACK = re.compile(
+    r"\s*(it|it's|its|that|that's|this|they|which|the (numbness|tingling|feeling|weakness|swelling|bruising|pain))\b"
+)
+# "... but my GP checked and it was fine": the next clause clears the one before
+_CLEARED = re.compile(
+    r"\b(checked (it|me|that)?|ruled (it |that )?out|(it|that|this|they|all) (was|were) (fine|ok|okay|normal|negative|nothing)|"
+    r"came back (clear|normal|negative|fine)|all clear|excluded)\b"
+)
 
 
 def _clauses(text: str) -> list[str]:
@@ -467,8 +478,12 @@ def _clauses(text: str) -> list[str]:
     # "I had numbness last year, but it's back": the next clause undoes the resolution
     merged: list[str] = []
     for clause in clauses:
-        if merged and _BACK.search(clause):
+        if merged and _BACK.search(clause) and not _CLEARED.search(clause):
             merged[-1] = f"{merged[-1]} and now {clause}"
+        elif merged and _CLEARED.search(clause) and not _BACK.search(clause):
+            merged[-1] = f"{merged[-1]} and {clause}"
+        elif merged and _REFERS_BACK.match(clause) and _RESOLVED.search(clause) and not _CURRENT.search(clause):
+            merged[-1] = f"{merged[-1]} and {clause}"  # "..., but it wears off in a minute"
         else:
             merged.append(clause)
     return merged

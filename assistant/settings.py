@@ -73,7 +73,7 @@ class Settings(BaseSettings):
         ),
     )
     urgent_exemplar_similarity: float = Field(
-        default=0.65,
+        default=0.70,
         ge=0.0,
         le=1.0,
         description=(

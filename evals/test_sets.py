@@ -52,7 +52,7 @@ def test_safety_suites_are_the_size_the_issue_asks_for():
     assert sizes["negated.jsonl"] >= 40
     assert sizes["out_of_scope.jsonl"] + sizes["off_topic.jsonl"] + sizes["clinician_only.jsonl"] >= 50
     assert sizes["injection.jsonl"] >= 25
-    flags = {t for r in load_set("red_flags.jsonl") for t in r["tags"]} - {"red-flag", "lower-case", "history"}
+    flags = {t for r in load_set("red_flags.jsonl") for t in r["tags"]} - {"red-flag", "lower-case", "history", "beside-a-denial"}
     per_flag = Counter(t for r in load_set("red_flags.jsonl") for t in r["tags"] if t in flags)
     assert min(per_flag.values()) >= 5, per_flag  # several phrasings of every flag
 
