@@ -64,6 +64,26 @@ class Triage(BaseModel):
     matched: str = Field(default="", description="The words that triggered the rule, if any.")
 
 
+class RetrievedPassage(BaseModel):
+    """A passage retrieval returned for the question, best first, with its scores (for evaluators).
+
+    Only on answers asked for with ``ask(..., explain=True)``; see docs/evals.md.
+    """
+
+    rank: int = Field(ge=1, description="1 is the passage retrieval ranked first.")
+    source: str = Field(description="DOCID#SECTIONID.")
+    title: str = Field(description="Document title, then the section title.")
+    text: str = Field(description="The passage's text.")
+    start: int = Field(ge=0, description="Character offset of the passage in the source file.")
+    end: int = Field(ge=0, description="Character offset just past the passage.")
+    version: str = Field(description="Hash of the document content.")
+    relevance: float = Field(description="Calibrated relevance 0..1; below the threshold nothing is answered.")
+    dense: float = Field(description="Best sentence similarity, hubness-corrected.")
+    lexical: float = Field(description="BM25 score of the passage.")
+    fused: float = Field(description="Reciprocal-rank-fusion score (orders the passages).")
+    coverage: float = Field(description="Share of the question's specific words found in the passage.")
+
+
 class Answer(BaseModel):
     """A reply, with its status, citations and the mandatory safety notice."""
 
@@ -77,6 +97,11 @@ class Answer(BaseModel):
     triage: Triage | None = None
     timings: dict[str, float] = Field(default_factory=dict, description="Milliseconds per stage.")
     corpus_version: str = ""
+    retrieved: list[RetrievedPassage] | None = Field(
+        default=None,
+        description="With `explain=True` only: the passages retrieval returned (up to top_k + 2), best first; "
+        "empty when triage routed the question before retrieval.",
+    )
 
     @field_validator("safety_notice")
     @classmethod

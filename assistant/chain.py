@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from assistant.answer import Answer, Citation, Status, Triage
+from assistant.answer import Answer, Citation, RetrievedPassage, Status, Triage
 from assistant.errors import (
     EmptyQuestion,
     IndexBusy,
@@ -63,6 +63,7 @@ class Turn:
     passages: list[Any] = field(default_factory=list)
     draft: Any = None
     answer: Answer | None = None
+    explain: bool = False
 
     def lap(self, stage: str, since: float) -> float:
         now = time.perf_counter()
@@ -221,14 +222,17 @@ class Assistant:
 
     # -- asking --------------------------------------------------------------------------------
 
-    def ask(self, question: str, history: Sequence[Any] | None = None) -> Answer:
+    def ask(self, question: str, history: Sequence[Any] | None = None, *, explain: bool = False) -> Answer:
         """Answer one question; ``history`` is the conversation so far, oldest first.
+
+        ``explain=True`` also fills ``Answer.retrieved`` with the passages retrieval returned and
+        their scores (the evaluation runner uses it; docs/evals.md).
 
         Each turn is ``{"role": "user" | "assistant", "content": str}`` or a ``(role, content)``
         pair. Raises a :class:`~assistant.errors.InvalidQuestion` (a ``ValueError``) whose
         message says what to change.
         """
-        turn = Turn(question=self._validate(question), history=self._validate_history(history))
+        turn = Turn(question=self._validate(question), history=self._validate_history(history), explain=explain)
         return self._chain.invoke(turn)
 
     def _validate(self, question: Any) -> str:
@@ -442,11 +446,22 @@ class Assistant:
         turn.timings["total"] = round((time.perf_counter() - turn.started) * 1000, 2)
         answer.timings = dict(turn.timings)
         answer.corpus_version = self.corpus_version
+        if turn.explain:
+            answer.retrieved = [_retrieved(rank, p) for rank, p in enumerate(turn.passages[: self.settings.top_k + 2], 1)]
         if self.settings.log_questions:
             log.info("question=%r status=%s", turn.question, answer.status.value)
         else:
             log.debug("status=%s total_ms=%s", answer.status.value, answer.timings["total"])
         return answer
+
+
+def _retrieved(rank: int, p: Any) -> RetrievedPassage:
+    c = p.chunk
+    return RetrievedPassage(
+        rank=rank, source=c.source, title=f"{c.doc_title} — {c.section_title}", text=c.text, start=c.start,
+        end=c.end, version=c.version, relevance=round(p.relevance, 4), dense=round(p.dense, 4),
+        lexical=round(p.lexical, 4), fused=round(p.fused, 5), coverage=round(p.coverage, 4),
+    )
 
 
 def _hint_if_corpus_changed(settings: Settings, indexed_version: str, say: Callable[[str], None]) -> None:
