@@ -224,9 +224,13 @@ class ClinicRegistry:
         m = _KEY.match(key_or_id.strip())
         key_id = m.group(2) if m else key_or_id.strip()
         with self._db() as db:
-            row = db.execute("SELECT clinic_id FROM keys WHERE id = ? AND revoked IS NULL", (key_id,)).fetchone()
+            row = db.execute(
+                "SELECT clinic_id FROM keys WHERE id = ? AND revoked IS NULL", (key_id,)
+            ).fetchone()
             if row is None:
-                raise ClinicError(f"There is no active key {key_id!r}; list them with `pht-assistant key list`.")
+                raise ClinicError(
+                    f"There is no active key {key_id!r}; list them with `pht-assistant key list`."
+                )
             db.execute("UPDATE keys SET revoked = ? WHERE id = ?", (_now(), key_id))
         return key_id
 
@@ -333,9 +337,7 @@ class ClinicRegistry:
 
     # -- audit ---------------------------------------------------------------------------------
 
-    def record_answer(
-        self, clinic_id: str, answer: Any, *, composer: str, model: str
-    ) -> None:
+    def record_answer(self, clinic_id: str, answer: Any, *, composer: str, model: str) -> None:
         """One audit row for an answer: never the question text."""
         triage = answer.triage
         sources = [
@@ -350,9 +352,7 @@ class ClinicRegistry:
                     clinic_id,
                     answer.id,
                     answer.status.value,
-                    json.dumps(
-                        {"decision": triage.decision, "rule": triage.rule} if triage else {}
-                    ),
+                    json.dumps({"decision": triage.decision, "rule": triage.rule} if triage else {}),
                     json.dumps(sources),
                     answer.corpus_version,
                     composer,

@@ -41,9 +41,31 @@ from assistant.errors import DocumentRejected
 
 log = logging.getLogger("assistant.documents")
 
-MEDIA_TYPES = {".txt": "text", ".md": "markdown", ".markdown": "markdown", ".html": "html", ".htm": "html", ".pdf": "pdf"}
+MEDIA_TYPES = {
+    ".txt": "text",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".html": "html",
+    ".htm": "html",
+    ".pdf": "pdf",
+}
 
-_BLOCKS = {"p", "div", "section", "article", "li", "ul", "ol", "tr", "table", "blockquote", "pre", "br", "dd", "dt"}
+_BLOCKS = {
+    "p",
+    "div",
+    "section",
+    "article",
+    "li",
+    "ul",
+    "ol",
+    "tr",
+    "table",
+    "blockquote",
+    "pre",
+    "br",
+    "dd",
+    "dt",
+}
 _SKIP = {"script", "style", "head", "title", "noscript", "template", "svg"}
 
 
@@ -103,7 +125,9 @@ def extract_text(filename: str, data: bytes) -> tuple[str, str]:
         try:
             raw = data.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise DocumentRejected(f"{filename} is not UTF-8 text; save it as UTF-8 and upload it again.") from None
+            raise DocumentRejected(
+                f"{filename} is not UTF-8 text; save it as UTF-8 and upload it again."
+            ) from None
         if "\x00" in raw:
             raise DocumentRejected(f"{filename} contains binary data; upload a text, HTML or PDF file.")
         if kind == "html":
@@ -129,7 +153,9 @@ def parse_upload(clinic_id: str, filename: str, data: bytes, title: str | None =
         id="doc-" + uuid.uuid4().hex[:12],
         clinic_id=clinic_id,
         filename=name,
-        title=(title or "").strip()[:200] or PurePath(name).stem.replace("_", " ").replace("-", " ").strip() or name,
+        title=(title or "").strip()[:200]
+        or PurePath(name).stem.replace("_", " ").replace("-", " ").strip()
+        or name,
         media_type=kind,
         text=text,
         version=content_version(text.encode("utf-8")),
@@ -142,7 +168,9 @@ def document_chunks(doc: ClinicDocument) -> list[Any]:
     """The passages of a clinic document, made exactly as the corpus makes them."""
     entry = DocumentEntry(id=doc.id, file=doc.filename, title=doc.title, reviewed_by=doc.approved_by or "")
     sections = [Section(s["id"], s["title"], s["start"], s["end"]) for s in doc.sections]
-    return Document(entry=entry, path=PurePath(doc.filename), text=doc.text, version=doc.version, sections=sections).chunks()  # type: ignore[arg-type]
+    return Document(
+        entry=entry, path=PurePath(doc.filename), text=doc.text, version=doc.version, sections=sections
+    ).chunks()  # type: ignore[arg-type]
 
 
 def collection_name(clinic_id: str) -> str:
@@ -160,7 +188,9 @@ class TenantRetriever:
         self.own.warm_up()
 
     def retrieve(self, question: str, vector: list[float], *, focus: str | None = None) -> list[Any]:
-        found = self.shared.retrieve(question, vector, focus=focus) + self.own.retrieve(question, vector, focus=focus)
+        found = self.shared.retrieve(question, vector, focus=focus) + self.own.retrieve(
+            question, vector, focus=focus
+        )
         return sorted(found, key=lambda p: p.relevance, reverse=True)
 
     def chunks_of(self, doc_id: str) -> list[Any]:
@@ -174,7 +204,13 @@ class ClinicLibrary:
     """Clinic documents and views: owned by :class:`~assistant.chain.Assistant` (``assistant.library``)."""
 
     def __init__(
-        self, settings: Any, embeddings: Any, *, index: Any = None, registry: ClinicRegistry | None = None, store: Any = None
+        self,
+        settings: Any,
+        embeddings: Any,
+        *,
+        index: Any = None,
+        registry: ClinicRegistry | None = None,
+        store: Any = None,
     ):
         from assistant.store import Store
 
@@ -184,7 +220,8 @@ class ClinicLibrary:
         self.registry = registry or ClinicRegistry(settings.clinics_path)
         self.store = store or Store.from_settings(settings)
         self._lock = threading.Lock()
-        self._retrievers: dict[str, tuple[int, Any]] = {}  # clinic id -> (revision, retriever or None)
+        # clinic id -> (revision, retriever or None, {document id: approver})
+        self._retrievers: dict[str, tuple[int, Any, dict[str, str | None]]] = {}
         self._revisions: dict[str, int] = {}
         self._checked = 0.0
 
@@ -280,12 +317,13 @@ class ClinicLibrary:
         revisions = self.registry.revisions()
         with self._lock:
             self._checked = now
-            for cid, (rev, _) in list(self._retrievers.items()):
+            for cid, (rev, *_) in list(self._retrievers.items()):
                 if revisions.get(cid) != rev:
                     del self._retrievers[cid]
 
-    def retriever_for(self, clinic: Clinic) -> Any:
-        """A retriever over the clinic's approved passages, or ``None`` when it has none."""
+    def retriever_for(self, clinic: Clinic) -> tuple[Any, dict[str, str | None]]:
+        """A retriever over the clinic's approved passages (``None`` when it has none), and who
+        approved each of its documents."""
         from assistant.retrieval import HybridRetriever, RelevanceModel
         from assistant.store import CollectionIndex
 
@@ -293,7 +331,7 @@ class ClinicLibrary:
         with self._lock:
             cached = self._retrievers.get(clinic.id)
         if cached is not None:
-            return cached[1]
+            return cached[1], cached[2]
         revision = self.registry.revisions().get(clinic.id, 0)
         approved = self.registry.documents(clinic.id, status="approved")
         retriever = None
@@ -311,9 +349,10 @@ class ClinicLibrary:
                     relevance=RelevanceModel(*s.relevance_weights),
                 )
                 retriever.warm_up()
+        approvers = {d.id: d.approved_by for d in approved}
         with self._lock:
-            self._retrievers[clinic.id] = (revision, retriever)
-        return retriever
+            self._retrievers[clinic.id] = (revision, retriever, approvers)
+        return retriever, approvers
 
     def view(self, base: Any, clinic_id: str) -> Any:
         """``base`` answering for one clinic: its documents, its emergency wording, its audit trail."""
@@ -321,13 +360,12 @@ class ClinicLibrary:
 
         clinic = self.registry.clinic(clinic_id)
         base.warm_up()
-        own = self.retriever_for(clinic)
+        own, approvers = self.retriever_for(clinic)
         view = copy.copy(base)
         if clinic.emergency_text:
             view.settings = base.settings.model_copy(update={"emergency_contact": clinic.emergency_text})
         if own is not None:
             view.retriever = TenantRetriever(base.retriever, own)
-        approvers = {d.id: d.approved_by for d in self.registry.documents(clinic.id, status="approved")}
 
         def after(answer: Any) -> Any:
             named = []

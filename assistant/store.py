@@ -223,7 +223,11 @@ def open_server_index(settings: Any) -> Any:
             try:
                 col = client.get_collection(settings.collection, embedding_function=None)
             except Exception as exc:
-                if "not" in str(exc).lower() and "exist" in str(exc).lower() or "NotFound" in type(exc).__name__:
+                if (
+                    "not" in str(exc).lower()
+                    and "exist" in str(exc).lower()
+                    or "NotFound" in type(exc).__name__
+                ):
                     raise _missing(settings.chroma_url) from None
                 raise
     except StoreUnavailable:
@@ -270,7 +274,10 @@ def publish_index(settings: Any, notify: Any = None) -> tuple[int, int]:
             for i in range(0, len(fresh), 256):
                 got = local.get(ids=fresh[i : i + 256], include=["embeddings", "documents", "metadatas"])
                 remote.add(
-                    ids=got["ids"], embeddings=got["embeddings"], documents=got["documents"], metadatas=got["metadatas"]
+                    ids=got["ids"],
+                    embeddings=got["embeddings"],
+                    documents=got["documents"],
+                    metadatas=got["metadatas"],
                 )
             remote.modify(metadata={META_KEY: json.dumps(asdict(meta), ensure_ascii=False)})
             for i in range(0, len(stale), 256):
@@ -278,5 +285,7 @@ def publish_index(settings: Any, notify: Any = None) -> tuple[int, int]:
     finally:
         with contextlib.suppress(Exception):
             local_client.close()
-    say(f"Published to the Chroma server at {settings.chroma_url}: {len(fresh)} records added, {len(stale)} removed.")
+    say(
+        f"Published to the Chroma server at {settings.chroma_url}: {len(fresh)} records added, {len(stale)} removed."
+    )
     return len(fresh), len(stale)

@@ -72,13 +72,22 @@ def start_server(folder: Path) -> tuple[subprocess.Popen, str, str]:
     subprocess.run([*cli, "index"], env=env, check=True, capture_output=True, timeout=600)
     subprocess.run([*cli, "clinic", "add", "Load Test"], env=env, check=True, capture_output=True, timeout=60)
     key = subprocess.run(
-        [*cli, "key", "create", "--clinic", "load-test"], env=env, check=True, capture_output=True, text=True, timeout=60
+        [*cli, "key", "create", "--clinic", "load-test"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
     ).stdout.strip()
     port = _free_port()
     log = open(folder / "server.log", "wb")
     proc = subprocess.Popen(
         [*cli, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
@@ -169,7 +178,12 @@ def main() -> None:
         print("Building an index and starting a server on loopback (about 30 s)...", file=sys.stderr)
         proc, url, key = start_server(Path(tmp.name))
     try:
-        httpx.post(url + "/v1/ask", json={"question": QUESTIONS[0]}, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+        httpx.post(
+            url + "/v1/ask",
+            json={"question": QUESTIONS[0]},
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=60,
+        )
         results = []
         print(f"{'clients':>7} {'requests':>8} {'errors':>6} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8}")
         for clients in (int(c) for c in args.clients.split(",")):

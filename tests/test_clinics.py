@@ -15,7 +15,8 @@ from assistant.errors import ClinicError, DocumentRejected, RateLimited, Request
 
 def test_html_headings_become_sections_and_scripts_go():
     doc = parse_upload(
-        "c", "pool.html",
+        "c",
+        "pool.html",
         b"<html><head><title>T</title><style>p{}</style></head><body><h1>Pool</h1><p>Tuesdays &amp; Thursdays.</p>"
         b"<script>alert(1)</script><h2>Booking</h2><ul><li>At the desk.</li></ul></body></html>",
     )
@@ -79,7 +80,10 @@ def test_every_error_maps_to_one_status_and_code():
     from assistant import errors as e
     from assistant.api.errors import code_of, status_of
 
-    assert status_of(e.QuestionTooLong(3000, 2000)) == 422 and code_of(e.QuestionTooLong(1, 1)) == "question_too_long"
+    assert (
+        status_of(e.QuestionTooLong(3000, 2000)) == 422
+        and code_of(e.QuestionTooLong(1, 1)) == "question_too_long"
+    )
     assert status_of(e.StoreUnavailable()) == 503 and status_of(e.IndexBusy()) == 503
     assert status_of(e.RateLimited(3)) == 429 and status_of(e.NotAllowed()) == 403
     assert status_of(e.NotAuthenticated()) == 401 and status_of(e.RequestTooLarge(10)) == 413

@@ -120,8 +120,11 @@ def test_urgent_reply_uses_the_clinics_emergency_wording(api):
 
 def test_stream_sends_status_text_citations_then_done(api):
     with httpx.stream(
-        "POST", api.url + "/v1/ask/stream", json={"question": "How should I build up my long runs for a race?"},
-        headers={"Authorization": f"Bearer {api.keys['north']}"}, timeout=60,
+        "POST",
+        api.url + "/v1/ask/stream",
+        json={"question": "How should I build up my long runs for a race?"},
+        headers={"Authorization": f"Bearer {api.keys['north']}"},
+        timeout=60,
     ) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         raw = r.read().decode()
@@ -149,7 +152,12 @@ def test_sources_lists_the_corpus(api):
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic dXNlcjpwdw=="}, {"Authorization": "Bearer pht_sk_000000000000_" + "x" * 43}],
+    [
+        {},
+        {"Authorization": "Bearer nope"},
+        {"Authorization": "Basic dXNlcjpwdw=="},
+        {"Authorization": "Bearer pht_sk_000000000000_" + "x" * 43},
+    ],
     ids=["missing", "malformed", "basic", "unknown"],
 )
 def test_missing_or_wrong_key_is_401(api, headers):
@@ -189,8 +197,14 @@ def test_rate_limit_is_429_with_retry_after(api):
 def test_body_over_the_limit_is_413(api):
     r = upload(api, api.keys["south"], "big.txt", b"hamstring " * 30_000)
     is_error(r, 413, "request_too_large")
-    r = call(api, "POST", "/v1/ask", api.keys["south"], content=b'{"question": "' + b"a" * 250_000 + b'"}',
-             headers={"Content-Type": "application/json"})
+    r = call(
+        api,
+        "POST",
+        "/v1/ask",
+        api.keys["south"],
+        content=b'{"question": "' + b"a" * 250_000 + b'"}',
+        headers={"Content-Type": "application/json"},
+    )
     is_error(r, 413)
 
 
@@ -269,7 +283,8 @@ def _as(kind: str) -> tuple[str, bytes]:
     if kind == "html":
         return "classes.html", (
             f"<html><head><title>t</title><style>p {{}}</style></head><body><h1>{head}</h1>"
-            + "".join(f"<p>{b}</p>" for b in body) + "<script>var x = 1;</script></body></html>"
+            + "".join(f"<p>{b}</p>" for b in body)
+            + "<script>var x = 1;</script></body></html>"
         ).encode()
     return "classes.pdf", pdf_bytes(NORDIC)
 
@@ -290,7 +305,10 @@ def test_each_document_type_is_parsed_and_answered_from(api, kind):
 
 def test_unsupported_or_empty_uploads_are_422(api):
     key = api.keys["south"]
-    assert "upload a .txt" in is_error(upload(api, key, "x.docx", b"PK\x03\x04"), 422, "document_rejected")["message"]
+    assert (
+        "upload a .txt"
+        in is_error(upload(api, key, "x.docx", b"PK\x03\x04"), 422, "document_rejected")["message"]
+    )
     is_error(upload(api, key, "empty.md", b"   \n"), 422)
     is_error(upload(api, key, "broken.pdf", b"%PDF-1.4 nothing"), 422)
 
@@ -305,7 +323,9 @@ def test_audit_has_a_record_per_answer_without_the_question(api):
     records = call(api, "GET", "/v1/audit", key).json()["records"]
     assert len(records) == len(before) + 1
     rec = records[0]
-    assert rec["answer_id"] == answer["id"] and rec["clinic"] == "type-txt" and rec["status"] == answer["status"]
+    assert (
+        rec["answer_id"] == answer["id"] and rec["clinic"] == "type-txt" and rec["status"] == answer["status"]
+    )
     assert rec["composer"] == "extractive" and rec["model"].startswith("sentence-transformers/")
     assert rec["corpus_version"] == answer["corpus_version"] and "rule" in rec["triage"]
     assert [s["source"] for s in rec["sources"]] == [c["source"] for c in answer["citations"]]
@@ -336,12 +356,22 @@ def test_logs_carry_no_question_text_and_no_key(api):
 def test_openapi_documents_every_model_and_error(api):
     schema = call(api, "GET", "/openapi.json").json()
     models = set(schema["components"]["schemas"])
-    assert {"Answer", "Citation", "ErrorBody", "AskRequest", "DocumentInfo", "AuditList", "HealthResponse"} <= models
+    assert {
+        "Answer",
+        "Citation",
+        "ErrorBody",
+        "AskRequest",
+        "DocumentInfo",
+        "AuditList",
+        "HealthResponse",
+    } <= models
     for path, ops in schema["paths"].items():
         for method, op in ops.items():
             if path not in {"/v1/health", "/metrics"}:
                 assert {"401", "429"} <= set(op["responses"]), (method, path)
-                assert op["responses"]["401"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+                assert op["responses"]["401"]["content"]["application/json"]["schema"]["$ref"].endswith(
+                    "/ErrorBody"
+                )
     assert call(api, "GET", "/docs").status_code == 200
 
 
@@ -361,7 +391,12 @@ def test_schemathesis_finds_no_server_error(api):
     # Every response a generated request gets must be a documented status with a documented body.
     # (Not checked: that every schema-valid question is accepted; the server also refuses control
     # and private-use characters with 422 and the reason, which the schema does not spell out.)
-    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_schema_conformance,
+    ]
 
     schema = schemathesis.openapi.from_url(api.url + "/openapi.json")
     keys = itertools.cycle(api.keys["fuzz"])
@@ -369,13 +404,18 @@ def test_schemathesis_finds_no_server_error(api):
     for result in schema.get_all_operations():
         operation = result.ok()
 
-        @settings(max_examples=12, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck), derandomize=True)
+        @settings(
+            max_examples=12,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+            derandomize=True,
+        )
         @given(case=operation.as_strategy())
         def check(case):
             r = case.call(base_url=api.url, headers={"Authorization": f"Bearer {next(keys)}"}, timeout=60)
             if r.status_code >= 500:
-                failures.append((operation.label, r.status_code, r.text[:200]))
+                failures.append((case.operation.label, r.status_code, r.text[:200]))
             case.validate_response(r, checks=checks)
 
         check()
@@ -389,14 +429,27 @@ def _cli(*args: str, data_dir) -> subprocess.CompletedProcess:
     import os
 
     return subprocess.run(
-        [sys.executable, "-m", "assistant.cli", *args], capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PHT_DATA_DIR": str(data_dir)}, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "assistant.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PHT_DATA_DIR": str(data_dir)},
+        stdin=subprocess.DEVNULL,
     )
 
 
 def test_clinic_and_key_commands(tmp_path):
     data = tmp_path / "data"
-    added = _cli("clinic", "add", "East Physio", "--emergency-text", "112", "--allowed-origin", "https://east.example", data_dir=data)
+    added = _cli(
+        "clinic",
+        "add",
+        "East Physio",
+        "--emergency-text",
+        "112",
+        "--allowed-origin",
+        "https://east.example",
+        data_dir=data,
+    )
     assert added.returncode == 0 and "east-physio" in added.stdout
     assert _cli("clinic", "add", "East Physio", data_dir=data).returncode == 2  # already there
     listed = _cli("clinic", "list", data_dir=data)
@@ -404,7 +457,9 @@ def test_clinic_and_key_commands(tmp_path):
     created = _cli("key", "create", "--clinic", "East Physio", data_dir=data)
     key = created.stdout.strip()
     assert created.returncode == 0 and key.startswith("pht_sk_") and "not stored" in created.stderr
-    assert _cli("key", "create", "--clinic", "east-physio", "--publishable", data_dir=data).stdout.startswith("pht_pk_")
+    assert _cli("key", "create", "--clinic", "east-physio", "--publishable", data_dir=data).stdout.startswith(
+        "pht_pk_"
+    )
     dump = "\n".join(sqlite3.connect(data / "clinics.sqlite3").iterdump())
     assert key not in dump and key.split("_", 3)[3] not in dump  # only the hash is stored
     assert ClinicRegistry(data / "clinics.sqlite3").authenticate(key).clinic.id == "east-physio"
@@ -428,7 +483,11 @@ def test_readme_clinic_commands_run(tmp_path):
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     block = re.search(r"## Clinics: HTTP API.*?```bash\n(.*?)```", readme, re.S).group(1)
-    commands = [shlex.split(line.split("  #")[0])[1:] for line in block.splitlines() if line.startswith("pht-assistant ")]
+    commands = [
+        shlex.split(line.split("  #")[0])[1:]
+        for line in block.splitlines()
+        if line.startswith("pht-assistant ")
+    ]
     assert [c[0] for c in commands] == ["clinic", "key", "serve"]
     for args in commands[:-1]:
         out = _cli(*args, data_dir=tmp_path / "data")
@@ -443,8 +502,12 @@ def test_serve_says_so_when_the_chroma_server_does_not_answer(tmp_path):
 
     url = f"http://127.0.0.1:{free_port()}"
     out = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "serve", "--workers", "2"], capture_output=True, text=True, timeout=120,
-        env={**os.environ, "PHT_DATA_DIR": str(tmp_path / "data"), "PHT_CHROMA_URL": url}, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "assistant.cli", "serve", "--workers", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PHT_DATA_DIR": str(tmp_path / "data"), "PHT_CHROMA_URL": url},
+        stdin=subprocess.DEVNULL,
     )
     assert out.returncode == 2 and f"The Chroma server at {url} does not answer" in out.stderr
     assert "Traceback" not in out.stderr

@@ -41,8 +41,12 @@ def data(tmp_path_factory, built_data_dir, chroma):
     data = tmp_path_factory.mktemp("scale") / "data"
     shutil.copytree(built_data_dir, data)
     out = subprocess.run(
-        [sys.executable, "-m", "assistant.cli", "index"], capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PHT_DATA_DIR": str(data), "PHT_CHROMA_URL": chroma.url}, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "assistant.cli", "index"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PHT_DATA_DIR": str(data), "PHT_CHROMA_URL": chroma.url},
+        stdin=subprocess.DEVNULL,
     )
     assert out.returncode == 0, out.stderr
     assert f"Published to the Chroma server at {chroma.url}: 30 records added, 0 removed." in out.stderr
@@ -85,7 +89,9 @@ def workers(data, chroma, tmp_path_factory):
     registry = ClinicRegistry(data / "clinics.sqlite3")
     registry.add_clinic("Scale Clinic")
     key = registry.create_key("scale-clinic")
-    server = serve(data, tmp_path_factory.mktemp("workers") / "api.log", workers=2, env={"PHT_CHROMA_URL": chroma.url})
+    server = serve(
+        data, tmp_path_factory.mktemp("workers") / "api.log", workers=2, env={"PHT_CHROMA_URL": chroma.url}
+    )
     try:
         server.wait_ready(timeout=240)
         server.key = key
@@ -96,21 +102,29 @@ def workers(data, chroma, tmp_path_factory):
 
 def _ask(server, question: str) -> httpx.Response:
     return httpx.post(
-        server.url + "/v1/ask", json={"question": question}, headers={"Authorization": f"Bearer {server.key}"}, timeout=60
+        server.url + "/v1/ask",
+        json={"question": question},
+        headers={"Authorization": f"Bearer {server.key}"},
+        timeout=60,
     )
 
 
 def test_an_upload_through_one_worker_is_answered_by_every_worker(workers):
     auth = {"Authorization": f"Bearer {workers.key}"}
     doc = httpx.post(
-        workers.url + "/v1/documents", files={"file": ("steps.md", f"# Step class\n\n{STEPS}\n".encode())},
-        headers=auth, timeout=60,
+        workers.url + "/v1/documents",
+        files={"file": ("steps.md", f"# Step class\n\n{STEPS}\n".encode())},
+        headers=auth,
+        timeout=60,
     ).json()
     question = "When does the step class meet?"
     first = _ask(workers, question).json()
     assert not [c for c in first["citations"] if c["source"].startswith(doc["id"])]  # a draft
     approved = httpx.post(
-        workers.url + f"/v1/documents/{doc['id']}/approve", json={"reviewer": "Dr Step"}, headers=auth, timeout=60
+        workers.url + f"/v1/documents/{doc['id']}/approve",
+        json={"reviewer": "Dr Step"},
+        headers=auth,
+        timeout=60,
     )
     assert approved.status_code == 200
     approved_at, seen, answered_by = time.monotonic(), {}, {approved.headers["x-pht-worker"]}
@@ -119,10 +133,14 @@ def test_an_upload_through_one_worker_is_answered_by_every_worker(workers):
         r = _ask(workers, question)
         worker = r.headers["x-pht-worker"]
         answered_by.add(worker)
-        if any(c["source"].startswith(doc["id"]) and c["approved_by"] == "Dr Step" for c in r.json()["citations"]):
+        if any(
+            c["source"].startswith(doc["id"]) and c["approved_by"] == "Dr Step" for c in r.json()["citations"]
+        ):
             seen.setdefault(worker, time.monotonic() - approved_at)
         time.sleep(0.1)
-    print(f"\npropagation: every worker answered from the new document within {max(seen.values()):.2f} s: {seen}")
+    print(
+        f"\npropagation: every worker answered from the new document within {max(seen.values()):.2f} s: {seen}"
+    )
     assert len(answered_by) == 2 and len(seen) == 2, (answered_by, seen)
 
 

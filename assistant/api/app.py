@@ -1,6 +1,6 @@
 """Assembles the API: settings, the assistant, middleware, error translation and the routers.
 
-    uvicorn --factory assistant.api.app:create_app    (or: pht-assistant serve)
+uvicorn --factory assistant.api.app:create_app    (or: pht-assistant serve)
 """
 
 from __future__ import annotations
@@ -72,7 +72,9 @@ def create_app(settings: Settings | None = None, assistant: Any = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(
+            level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
         if app.state.assistant is None:
             from starlette.concurrency import run_in_threadpool
 
@@ -86,7 +88,11 @@ def create_app(settings: Settings | None = None, assistant: Any = None) -> FastA
 
             app.state.assistant = await run_in_threadpool(load)
             app.state.owned = True
-        log.info("ready: store %s, corpus %s", app.state.assistant.library.store.kind, app.state.assistant.corpus_version)
+        log.info(
+            "ready: store %s, corpus %s",
+            app.state.assistant.library.store.kind,
+            app.state.assistant.corpus_version,
+        )
         yield
         if getattr(app.state, "owned", False):
             app.state.assistant.close()

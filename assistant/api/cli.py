@@ -28,7 +28,9 @@ def _registry():
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes (more than 1 needs PHT_CHROMA_URL).")] = 1,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Worker processes (more than 1 needs PHT_CHROMA_URL).")
+    ] = 1,
 ) -> None:
     """Start the clinics' HTTP API (docs at /docs). Ctrl-C stops it."""
     from assistant.settings import get_settings
@@ -51,7 +53,9 @@ def serve(
             )
     import uvicorn
 
-    typer.echo(f"Serving the PHT Assistant API on http://{host}:{port} (docs at /docs); Ctrl-C stops it.", err=True)
+    typer.echo(
+        f"Serving the PHT Assistant API on http://{host}:{port} (docs at /docs); Ctrl-C stops it.", err=True
+    )
     uvicorn.run(
         "assistant.api.app:create_app",
         factory=True,
@@ -68,7 +72,8 @@ def serve(
 def clinic_add(
     name: Annotated[str, typer.Argument(help="The clinic's name, e.g. 'North Physio'.")],
     emergency_text: Annotated[
-        str, typer.Option(help="What urgent replies tell the clinic's patients to call, e.g. 'NHS 111 or 999'.")
+        str,
+        typer.Option(help="What urgent replies tell the clinic's patients to call, e.g. 'NHS 111 or 999'."),
     ] = "",
     allowed_origin: Annotated[
         list[str] | None, typer.Option(help="A site whose pages may use publishable keys (repeatable).")
@@ -76,7 +81,9 @@ def clinic_add(
 ) -> None:
     """Add a clinic."""
     clinic = _registry().add_clinic(name, emergency_text=emergency_text, allowed_origins=allowed_origin or [])
-    typer.echo(f"Added clinic {clinic.name!r} (id {clinic.id}). Create a key with `pht-assistant key create --clinic {clinic.id}`.")
+    typer.echo(
+        f"Added clinic {clinic.name!r} (id {clinic.id}). Create a key with `pht-assistant key create --clinic {clinic.id}`."
+    )
 
 
 @clinic_app.command("list")
@@ -99,7 +106,10 @@ def clinic_list() -> None:
 def key_create(
     clinic: Annotated[str, typer.Option(help="The clinic's name or id.")],
     publishable: Annotated[
-        bool, typer.Option("--publishable", help="A key for web pages: asks only, from the clinic's allowed origins.")
+        bool,
+        typer.Option(
+            "--publishable", help="A key for web pages: asks only, from the clinic's allowed origins."
+        ),
     ] = False,
 ) -> None:
     """Create a key and print it once (only its hash is stored)."""
@@ -112,11 +122,15 @@ def key_create(
 def key_list(clinic: Annotated[str | None, typer.Option(help="Only this clinic's keys.")] = None) -> None:
     """List keys by id (never the keys themselves)."""
     for k in _registry().keys(clinic):
-        typer.echo(f"{k['id']}  {k['clinic_id']}  {k['kind']}  created {k['created']}  {'revoked ' + k['revoked'] if k['revoked'] else 'active'}")
+        typer.echo(
+            f"{k['id']}  {k['clinic_id']}  {k['kind']}  created {k['created']}  {'revoked ' + k['revoked'] if k['revoked'] else 'active'}"
+        )
 
 
 @key_app.command("revoke")
-def key_revoke(key: Annotated[str, typer.Argument(help="The key, or its id (see `pht-assistant key list`).")]) -> None:
+def key_revoke(
+    key: Annotated[str, typer.Argument(help="The key, or its id (see `pht-assistant key list`).")],
+) -> None:
     """Revoke a key at once: requests with it get 401."""
     key_id = _registry().revoke_key(key)
     typer.echo(f"Revoked key {key_id}.")

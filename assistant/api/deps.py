@@ -84,7 +84,9 @@ def caller(
 def secret_caller(who: Annotated[Caller, Depends(caller)]) -> Caller:
     """A clinic's secret key: documents, approval and audit need it."""
     if who.kind != "secret":
-        raise NotAllowed("A publishable key may only ask questions; use the clinic's secret key from its server.")
+        raise NotAllowed(
+            "A publishable key may only ask questions; use the clinic's secret key from its server."
+        )
     return who
 
 

@@ -35,7 +35,14 @@ STATUS: list[tuple[type[e.AssistantError], int]] = [
 ]
 
 # For the OpenAPI schema: the errors each kind of route may answer with.
-COMMON = {401: "No key, or an unknown or revoked key.", 403: "The key may not do this.", 429: "Too many requests (see Retry-After).", 413: "Body too large.", 503: "Index or store unavailable.", 504: "Took too long."}
+COMMON = {
+    401: "No key, or an unknown or revoked key.",
+    403: "The key may not do this.",
+    429: "Too many requests (see Retry-After).",
+    413: "Body too large.",
+    503: "Index or store unavailable.",
+    504: "Took too long.",
+}
 
 
 def responses(*codes: int, **extra: str) -> dict[int | str, dict[str, Any]]:
@@ -54,7 +61,9 @@ def status_of(exc: e.AssistantError) -> int:
     return 400
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body = ErrorBody(error=code, message=message, safety_notice=SAFETY_NOTICE)
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
@@ -100,8 +109,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unexpected error on %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
+        log.error(
+            "unexpected error on %s %s: %s",
+            request.method,
+            request.url.path,
+            type(exc).__name__,
+            exc_info=exc,
+        )
         request.state.error = "internal_error"
         return error_response(
-            500, "internal_error", "Something unexpected went wrong; please try again, and tell the clinic if it happens again."
+            500,
+            "internal_error",
+            "Something unexpected went wrong; please try again, and tell the clinic if it happens again.",
         )

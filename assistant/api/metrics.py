@@ -11,16 +11,29 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "pht_requests", "HTTP requests by route, method and status code", ["route", "method", "code"], registry=self.registry
+            "pht_requests",
+            "HTTP requests by route, method and status code",
+            ["route", "method", "code"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "pht_request_seconds", "Request latency by route", ["route"], buckets=BUCKETS, registry=self.registry
+            "pht_request_seconds",
+            "Request latency by route",
+            ["route"],
+            buckets=BUCKETS,
+            registry=self.registry,
         )
         self.stages = Histogram(
-            "pht_stage_seconds", "Latency of each answering stage", ["stage"], buckets=BUCKETS, registry=self.registry
+            "pht_stage_seconds",
+            "Latency of each answering stage",
+            ["stage"],
+            buckets=BUCKETS,
+            registry=self.registry,
         )
         self.answers = Counter("pht_answers", "Answers by status", ["status"], registry=self.registry)
-        self.errors = Counter("pht_errors", "Error responses by error code", ["error"], registry=self.registry)
+        self.errors = Counter(
+            "pht_errors", "Error responses by error code", ["error"], registry=self.registry
+        )
 
     def observe_answer(self, answer) -> None:
         self.answers.labels(answer.status.value).inc()

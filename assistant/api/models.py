@@ -24,7 +24,9 @@ class HistoryTurn(BaseModel):
 
 class AskRequest(BaseModel):
     question: str = Field(description="The patient's question (at most `PHT_MAX_QUESTION_CHARS` characters).")
-    history: list[HistoryTurn] | None = Field(default=None, description="The conversation so far, oldest first.")
+    history: list[HistoryTurn] | None = Field(
+        default=None, description="The conversation so far, oldest first."
+    )
 
     model_config = {"json_schema_extra": {"examples": [{"question": "Can running be part of my rehab?"}]}}
 
@@ -77,7 +79,9 @@ class DocumentList(BaseModel):
 
 
 class ApproveRequest(BaseModel):
-    reviewer: str = Field(min_length=1, max_length=200, description="The clinician who approves this version.")
+    reviewer: str = Field(
+        min_length=1, max_length=200, description="The clinician who approves this version."
+    )
 
 
 class AuditRecord(BaseModel):

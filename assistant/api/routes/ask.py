@@ -16,7 +16,16 @@ from assistant.api.models import AskRequest
 
 router = APIRouter(prefix="/v1", tags=["ask"])
 
-_ERRORS = responses(401, 403, 413, 422, 429, 503, 504, _422="The question is empty, too long or unreadable (the message says which).")
+_ERRORS = responses(
+    401,
+    403,
+    413,
+    422,
+    429,
+    503,
+    504,
+    _422="The question is empty, too long or unreadable (the message says which).",
+)
 
 
 async def _answer(request: Request, body: AskRequest, who, assistant, settings) -> Answer:
@@ -31,7 +40,9 @@ async def _answer(request: Request, body: AskRequest, who, assistant, settings) 
 
 
 @router.post("/ask", response_model=Answer, responses=_ERRORS, summary="Answer one question")
-async def ask(request: Request, body: AskRequest, who: AnyKey, assistant: AssistantDep, settings: SettingsDep) -> Answer:
+async def ask(
+    request: Request, body: AskRequest, who: AnyKey, assistant: AssistantDep, settings: SettingsDep
+) -> Answer:
     """The answer with its status, citations (each naming who approved the version it quotes) and the
     safety notice. The clinic's answers draw on the shared corpus and its own approved documents."""
     return await _answer(request, body, who, assistant, settings)
@@ -56,15 +67,22 @@ def _events(answer: Answer) -> Iterator[str]:
 @router.post(
     "/ask/stream",
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "Server-sent events: `status`, then `text` pieces, then `citations`, then `done` with the whole Answer."},
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "Server-sent events: `status`, then `text` pieces, then `citations`, then `done` with the whole Answer.",
+        },
         **_ERRORS,
     },
     response_class=StreamingResponse,
     summary="Answer one question as server-sent events",
 )
-async def ask_stream(request: Request, body: AskRequest, who: AnyKey, assistant: AssistantDep, settings: SettingsDep):
+async def ask_stream(
+    request: Request, body: AskRequest, who: AnyKey, assistant: AssistantDep, settings: SettingsDep
+):
     """The same answer as `/v1/ask`, as events: `status` first, then `text` pieces (joined they are the
     text, ending with the safety notice), then `citations`, then `done` carrying the whole Answer.
     Errors found before the first event are JSON errors, as for `/v1/ask`."""
     answer = await _answer(request, body, who, assistant, settings)
-    return StreamingResponse(_events(answer), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+    return StreamingResponse(
+        _events(answer), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+    )

@@ -19,8 +19,12 @@ async def audit(
     assistant: AssistantDep,
     settings: SettingsDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="Only records with a smaller id (paging).")] = None,
+    before: Annotated[
+        int | None, Query(ge=0, le=2**63 - 1, description="Only records with a smaller id (paging).")
+    ] = None,
 ) -> AuditList:
     """What the assistant answered for this clinic, from which material: never the question text."""
-    rows = await bounded(settings, lambda: assistant.library.registry.audit(who.clinic.id, limit=limit, before=before))
+    rows = await bounded(
+        settings, lambda: assistant.library.registry.audit(who.clinic.id, limit=limit, before=before)
+    )
     return AuditList(records=rows)

@@ -12,21 +12,36 @@ from assistant.api.models import ApproveRequest, DocumentInfo, DocumentList
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
-_ERRORS = responses(401, 403, 413, 422, 429, 503, 504, _422="The file is not .txt, .md, .html or .pdf, or has no readable text.")
+_ERRORS = responses(
+    401,
+    403,
+    413,
+    422,
+    429,
+    503,
+    504,
+    _422="The file is not .txt, .md, .html or .pdf, or has no readable text.",
+)
 _ONE = responses(401, 403, 404, 429, 503, 504, _404="The clinic has no such document.")
 
 
-@router.post("", response_model=DocumentInfo, status_code=201, responses=_ERRORS, summary="Upload a draft document")
+@router.post(
+    "", response_model=DocumentInfo, status_code=201, responses=_ERRORS, summary="Upload a draft document"
+)
 async def upload(
     who: SecretKey,
     assistant: AssistantDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="A .txt, .md, .html or .pdf file.")],
-    title: Annotated[str | None, Form(description="Shown beside citations; defaults to the file name.")] = None,
+    title: Annotated[
+        str | None, Form(description="Shown beside citations; defaults to the file name.")
+    ] = None,
 ) -> DocumentInfo:
     """Parsed into sections like the corpus and kept as a draft: it is not answered from until approved."""
     data = await file.read()
-    doc = await bounded(settings, lambda: assistant.library.upload(who.clinic.id, file.filename or "", data, title))
+    doc = await bounded(
+        settings, lambda: assistant.library.upload(who.clinic.id, file.filename or "", data, title)
+    )
     return DocumentInfo(**doc.public())
 
 
@@ -38,13 +53,17 @@ async def list_documents(who: SecretKey, assistant: AssistantDep, settings: Sett
 
 
 @router.get("/{doc_id}", response_model=DocumentInfo, responses=_ONE)
-async def get_document(doc_id: str, who: SecretKey, assistant: AssistantDep, settings: SettingsDep) -> DocumentInfo:
+async def get_document(
+    doc_id: str, who: SecretKey, assistant: AssistantDep, settings: SettingsDep
+) -> DocumentInfo:
     doc = await bounded(settings, lambda: assistant.library.document(who.clinic.id, doc_id))
     return DocumentInfo(**doc.public())
 
 
 @router.delete("/{doc_id}", response_model=DocumentInfo, responses=_ONE)
-async def delete_document(doc_id: str, who: SecretKey, assistant: AssistantDep, settings: SettingsDep) -> DocumentInfo:
+async def delete_document(
+    doc_id: str, who: SecretKey, assistant: AssistantDep, settings: SettingsDep
+) -> DocumentInfo:
     """Remove the document; its passages stop being answered from."""
     doc = await bounded(settings, lambda: assistant.library.delete(who.clinic.id, doc_id))
     return DocumentInfo(**doc.public())

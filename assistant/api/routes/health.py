@@ -14,7 +14,9 @@ router = APIRouter(prefix="/v1", tags=["health"])
 @router.get(
     "/health",
     response_model=HealthResponse,
-    responses={503: {"model": HealthResponse, "description": "Alive, but the index or the store does not answer."}},
+    responses={
+        503: {"model": HealthResponse, "description": "Alive, but the index or the store does not answer."}
+    },
     summary="Liveness and readiness",
 )
 async def health(request: Request, assistant: AssistantDep):

@@ -14,7 +14,9 @@ _bearer = HTTPBearer(auto_error=False)
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
-async def metrics(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]):
+async def metrics(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+):
     """Requests, latency per route and per answering stage, answer statuses and errors of this worker.
     Needs `Authorization: Bearer $PHT_METRICS_TOKEN`; without that setting, loopback callers only."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -24,7 +26,9 @@ async def metrics(request: Request, credentials: Annotated[HTTPAuthorizationCred
         import hmac
 
         if credentials is None or not hmac.compare_digest(credentials.credentials, token):
-            raise NotAuthenticated("The metrics need the operator's token (PHT_METRICS_TOKEN) as a Bearer key.")
+            raise NotAuthenticated(
+                "The metrics need the operator's token (PHT_METRICS_TOKEN) as a Bearer key."
+            )
     elif (request.client.host if request.client else "") not in {"127.0.0.1", "::1", "localhost"}:
         raise NotAllowed("Metrics are served to loopback callers only unless PHT_METRICS_TOKEN is set.")
     return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
