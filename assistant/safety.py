@@ -98,7 +98,7 @@ _SPELLING = [
 ]
 
 _SYNONYMS = [
-    (r"\b(lost|dropped|shed|lose|losing|dropping) (a lot of|loads of|lots of|heaps of|so much|some|a bunch of)? ?(weight|kilos?|kgs?|pounds|lbs|stones?)\b", "weight loss"),
+    (r"\b(lost|dropped|shed|lose|losing|dropping) (a lot of|loads of|lots of|heaps of|so much|some|a bunch of|a|about a|around a|over a|nearly a|almost a|half a)? ?(weight|kilos?|kgs?|pounds|lbs|stones?)\b", "weight loss"),
     (r"\b(lost|dropped|shed) (about |around |nearly |almost |over )?\d+ ?(kg|kgs|kilos?|lbs?|pounds|stones?|st)\b", "weight loss"),
     (r"\bweightloss\b|\bweight is dropping\b|\bweight has dropped\b|\bweight keeps (dropping|going down)\b", "weight loss"),
     (r"\b(clothes|trousers|jeans|pants|belt|shorts)( are| is| have| has)?( been)?( getting| feel| feeling| gone| going)? (really |so |very )?(loose|looser|baggy|baggier|too big)\b", "weight loss"),
@@ -478,9 +478,10 @@ def _clauses(text: str) -> list[str]:
     # "I had numbness last year, but it's back": the next clause undoes the resolution
     merged: list[str] = []
     for clause in clauses:
-        if merged and _BACK.search(clause) and not _CLEARED.search(clause):
+        back = any(not _denied_before(clause, m.start()) for m in _BACK.finditer(clause))
+        if merged and back and not _CLEARED.search(clause):
             merged[-1] = f"{merged[-1]} and now {clause}"
-        elif merged and _CLEARED.search(clause) and not _BACK.search(clause):
+        elif merged and _CLEARED.search(clause) and not back:
             merged[-1] = f"{merged[-1]} and {clause}"
         elif merged and _REFERS_BACK.match(clause) and _RESOLVED.search(clause) and not _CURRENT.search(clause):
             merged[-1] = f"{merged[-1]} and {clause}"  # "..., but it wears off in a minute"
@@ -504,11 +505,13 @@ def _resolved(clause: str, matched: str) -> bool:
     if _ALWAYS_CURRENT.search(matched):
         return False
     masked = clause.replace(matched, " ")
-    resolved = any(
-        not re.search(r"(n't|\bnot|\bnever|\bno)\s+(\w+\s+)?$", masked[max(0, m.start() - 16) : m.start()])
-        for m in _RESOLVED.finditer(masked)
-    )  # "hasn't gone away" is not resolved
-    return resolved and not _CURRENT.search(masked)
+    resolved = any(not _denied_before(masked, m.start()) for m in _RESOLVED.finditer(masked))
+    current = any(not _denied_before(masked, m.start()) for m in _CURRENT.finditer(masked))
+    return resolved and not current  # "hasn't gone away" is not resolved; "never came back" is not current
+
+
+def _denied_before(text: str, start: int) -> bool:
+    return bool(re.search(r"(n't|\bnot|\bnever|\bno)\s+(\w+\s+)?$", text[max(0, start - 16) : start]))
 
 
 def _affirmed(pattern: str, clause: str) -> str:
