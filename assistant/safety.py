@@ -376,7 +376,7 @@ _RESOLVED = re.compile(
 )
 # ...but a clause that says it is here now, or has come back, is current again
 _CURRENT = re.compile(
-    r"\b(again|came back|come back|returned|is back|it's back|now i|now my|now it|and now|but now|"
+    r"\b(again|(came|come) back(?! (clear|normal|negative|fine|ok|okay))|returned|is back|it's back|now i|now my|now it|and now|but now|"
     r"since (this|last|yesterday|today|monday|tuesday|wednesday|thursday|friday|saturday|sunday|then)|"
     r"this (morning|afternoon|evening|week)|today|tonight|yesterday|getting worse|worse now|still)\b"
 )

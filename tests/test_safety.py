@@ -62,6 +62,7 @@ def test_rules_catch_plain_slang_and_misspelt_flags(text, flag):
         "I get out of breath on hill reps like everyone",
         "I tore my hamstring years ago and it healed fine",
         "is night pain a sign of cancer?",
+        "the scan came back clear after I had a numb groin",
         "my physio said to watch out for numbness in the groin",
         "what should I do if I ever feel a pop?",
         "I lost weight on purpose and my tendon wakes me at night sometimes",
