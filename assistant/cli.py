@@ -180,6 +180,10 @@ from assistant.api.cli import register as _register_api  # noqa: E402 - serve, c
 
 _register_api(app)
 
+from assistant.evaluation.cli import register as _register_eval  # noqa: E402 - eval, eval compare
+
+_register_eval(app)
+
 
 def main() -> None:
     """Entry point: run the app, turning errors meant for people into one sentence and exit 2."""
