@@ -182,6 +182,7 @@ def test_publishable_key_only_asks_and_only_from_allowed_origins(api):
     origin = {"Origin": "https://south.example"}
     is_error(call(api, "GET", "/v1/documents", key, headers=origin), 403)
     is_error(call(api, "GET", "/v1/audit", key, headers=origin), 403)
+    is_error(call(api, "GET", "/v1/sources", key, headers=origin), 403)
 
 
 def test_rate_limit_is_429_with_retry_after(api):

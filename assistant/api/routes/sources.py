@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from assistant.api.deps import AnyKey, AssistantDep, SettingsDep, bounded
+from assistant.api.deps import AssistantDep, SecretKey, SettingsDep, bounded
 from assistant.api.errors import responses
 from assistant.api.models import SourcesResponse
 
@@ -12,7 +12,7 @@ router = APIRouter(prefix="/v1", tags=["sources"])
 
 
 @router.get("/sources", response_model=SourcesResponse, responses=responses(401, 403, 429, 503, 504))
-async def sources(who: AnyKey, assistant: AssistantDep, settings: SettingsDep) -> SourcesResponse:
+async def sources(who: SecretKey, assistant: AssistantDep, settings: SettingsDep) -> SourcesResponse:
     """The shared corpus's documents and the clinic's own approved documents, with their versions."""
 
     def run() -> SourcesResponse:
