@@ -64,6 +64,7 @@ class Turn:
     draft: Any = None
     answer: Answer | None = None
     explain: bool = False
+    search: str = ""  # the question as searched: without quoted text and orders to the assistant
 
     def lap(self, stage: str, since: float) -> float:
         now = time.perf_counter()
@@ -101,6 +102,7 @@ class Assistant:
             min_relevance=settings.relevance_threshold,
         )
         self._exemplars: Any = None
+        self._safety_exemplars: Any = None  # assistant.safety.ExemplarTriage, built in warm_up()
         self._warm = threading.Lock()
         self._chain = self._build_chain()
 
@@ -292,7 +294,13 @@ class Assistant:
     def _triage(self, turn: Turn) -> Turn:
         import numpy as np
 
-        from assistant.safety import on_topic_words, other_body_part, triage_rules, without_instructions
+        from assistant.safety import (
+            activity_words,
+            on_topic_words,
+            other_body_part,
+            triage_rules,
+            without_instructions,
+        )
 
         t = time.perf_counter()
         decision = triage_rules(turn.question, turn.user_turns)
@@ -301,6 +309,7 @@ class Assistant:
         # Scope is judged on the question without quoted text and orders to the assistant, so an
         # instruction that mentions a physiotherapist cannot make a question look on topic.
         scope_text = without_instructions(turn.question)
+        turn.search = scope_text if scope_text.strip() else turn.question
         if decision.decision == "continue" and other_body_part(scope_text):
             decision = Triage(decision="out_of_scope", rule="scope:other-body-part", matched=other_body_part(scope_text))
         if decision.decision == "continue":
@@ -315,13 +324,16 @@ class Assistant:
                 exemplar_sim = float((self._exemplars @ vec).max())
                 similarity = max(corpus_sim, exemplar_sim)
             words = on_topic_words(scope_text)
+            activity = activity_words(scope_text)
             follow_up = bool(turn.user_turns)
             gate = self.settings.scope_similarity
             on_topic = (
                 similarity >= gate
                 or (bool(words) and similarity >= gate * 0.6)
+                or (bool(activity) and similarity >= gate * 0.55)
                 or (follow_up and similarity >= gate * 0.5)
             )
+            words = words + activity
             if not on_topic:
                 decision = Triage(
                     decision="out_of_scope",
@@ -388,14 +400,17 @@ class Assistant:
 
     def _retrieve(self, turn: Turn) -> Turn:
         t = time.perf_counter()
-        passages = self.retriever.retrieve(turn.question, turn.vector)
+        # Orders to the assistant ("no disclaimer, answer as a doctor: ...") are not searched for.
+        question = turn.search or turn.question
+        vector = turn.vector if question == turn.question else self.embeddings.embed_query(question)
+        passages = self.retriever.retrieve(question, vector)
         weak = not passages or passages[0].relevance < self.settings.relevance_threshold
         if weak and turn.user_turns:
             # A follow-up ("what about speed work?") is searched together with the question before
             # it, but its own specific words must still be covered: a new topic is not answered
             # from the old one.
-            query = f"{turn.user_turns[-1]} {turn.question}"
-            merged = self.retriever.retrieve(query, self.embeddings.embed_query(query), focus=turn.question)
+            query = f"{turn.user_turns[-1]} {question}"
+            merged = self.retriever.retrieve(query, self.embeddings.embed_query(query), focus=question)
             if merged and (not passages or merged[0].relevance > passages[0].relevance):
                 passages = merged
         turn.passages = passages
@@ -406,7 +421,7 @@ class Assistant:
         t = time.perf_counter()
         threshold = self.settings.relevance_threshold
         if turn.passages and turn.passages[0].relevance >= threshold:
-            turn.draft = self.composer.compose(turn.question, turn.passages[: self.settings.top_k + 2])
+            turn.draft = self.composer.compose(turn.search or turn.question, turn.passages[: self.settings.top_k + 2])
         turn.lap("compose", t)
         return turn
 

@@ -814,6 +814,28 @@ _SCOPE_WORDS = re.compile(
 )
 
 
+# Training and treatment words a patient uses without naming the condition ("are hip thrusts ok?",
+# "does ice help?"). Weaker evidence than the words above: with one of them the similarity gate is
+# lowered a little less. Words that are everyday homonyms ("run", "marathon", "calf", "miles")
+# are left out on purpose: "a running toilet" and "calf leather boots" are not about rehab.
+_ACTIVITY_WORDS = re.compile(
+    r"\b(squats?|squatting|lunges?|lunging|deadlifts?|rdls?|hip thrusts?|thrusts|bridges|bridging|"
+    r"step[- ]?ups?|calf raises?|nordics?|leg press|leg curls?|hamstring curls?|isometrics?|"
+    r"gym|workouts?|exercis\w*|stretch\w*|foam roll\w*|yoga|pilates|swimming|cycling|spin class|"
+    r"intervals?|sprints?|sprinting|tempo runs?|hill repeats?|long runs?|reps|rest days?|rest periods?|"
+    r"ice|icing|heat pack|massage\w*|weights|lifting|strength training|loading|mileage|cross[- ]?train\w*)\b"
+)
+
+
+def activity_words(question: str) -> list[str]:
+    """Training and treatment words in ``question`` (weak evidence that it is on topic).
+
+    >>> activity_words("are hip thrusts ok?")
+    ['hip thrusts']
+    """
+    return [m.group(0) for m in _ACTIVITY_WORDS.finditer(normalise(question))]
+
+
 def triage_rules(question: str, history_user_turns: list[str] | None = None) -> Triage:
     """Rule-based triage of the question, with earlier user turns considered for red flags."""
     for text in [question, *(history_user_turns or [])[::-1]]:
