@@ -57,6 +57,7 @@ class Store:
         self.url = url
         self._client: Any = None
         self._lock = threading.Lock()
+        self._claim: Any = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> "Store":
@@ -79,8 +80,33 @@ class Store:
                         host, port, ssl = parse_chroma_url(self.url)
                         self._client = chromadb.HttpClient(host=host, port=port, ssl=ssl, settings=settings)
                     else:
+                        self.claim()
                         self._client = chromadb.PersistentClient(path=str(self.path), settings=settings)
             return self._client
+
+    def claim(self) -> None:
+        """The embedded folder takes one writing process: hold its lock, or say who to stop."""
+        if self.url or self._claim is not None:
+            return
+        from filelock import FileLock, Timeout
+
+        from assistant.errors import IndexBusy
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(self.path.parent / ".clinic-store.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            raise IndexBusy(
+                f"Another `pht-assistant serve` is using the embedded store in {self.path.parent}; stop it, "
+                "or run several workers against a Chroma server (set PHT_CHROMA_URL)."
+            ) from None
+        self._claim = lock
+
+    def release(self) -> None:
+        if self._claim is not None:
+            self._claim.release()
+            self._claim = None
 
     def reset(self) -> None:
         """Forget the connection; the next call opens a new one."""

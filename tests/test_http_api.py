@@ -354,6 +354,12 @@ def test_logs_carry_no_question_text_and_no_key(api):
         assert key.split("_", 3)[3] not in log
 
 
+def test_a_second_server_on_the_same_embedded_store_is_refused(api):
+    out = _cli("serve", "--port", "1", data_dir=api.data)
+    assert out.returncode == 2 and "Another `pht-assistant serve` is using the embedded store" in out.stderr
+    assert "PHT_CHROMA_URL" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_openapi_documents_every_model_and_error(api):
     schema = call(api, "GET", "/openapi.json").json()
     models = set(schema["components"]["schemas"])

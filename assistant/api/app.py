@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None, assistant: Any = None) -> FastA
             def load():
                 a = Assistant.from_settings(settings, notify=log.info, progress=False)
                 a.warm_up()
-                a.library  # noqa: B018 - open the clinics' file and store now
+                a.library.store.client()  # open the clinics' store now (the embedded one is claimed)
                 return a
 
             app.state.assistant = await run_in_threadpool(load)
@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None, assistant: Any = None) -> FastA
         )
         yield
         if getattr(app.state, "owned", False):
+            app.state.assistant.library.store.release()
             app.state.assistant.close()
 
     app = FastAPI(

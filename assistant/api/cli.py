@@ -51,6 +51,12 @@ def serve(
                 f"The Chroma server at {settings.chroma_url} does not answer; start it with "
                 "`chroma run --path DIR --host 127.0.0.1 --port N`, or unset PHT_CHROMA_URL to use the embedded store."
             )
+    else:
+        from assistant.store import Store
+
+        store = Store.from_settings(settings)
+        store.claim()  # a second server on the same data folder is told so now, not at its first upload
+        store.release()
     import uvicorn
 
     typer.echo(
