@@ -42,12 +42,13 @@ COMMON = {
     413: "Body too large.",
     503: "Index or store unavailable.",
     504: "Took too long.",
+    500: "Something unexpected went wrong (a bug: the message says to try again).",
 }
 
 
 def responses(*codes: int, **extra: str) -> dict[int | str, dict[str, Any]]:
     described = {**COMMON, **{int(k[1:]): v for k, v in extra.items()}}
-    return {code: {"model": ErrorBody, "description": described.get(code, "Error")} for code in codes}
+    return {code: {"model": ErrorBody, "description": described.get(code, "Error")} for code in (*codes, 500)}
 
 
 def code_of(exc: Exception) -> str:

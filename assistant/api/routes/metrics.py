@@ -7,13 +7,23 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from assistant.api.errors import responses
 from assistant.errors import NotAllowed, NotAuthenticated
 
 router = APIRouter(tags=["metrics"])
 _bearer = HTTPBearer(auto_error=False)
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text format."},
+        **responses(
+            401, 403, _401="No or a wrong operator token.", _403="Not a loopback caller, and no token set."
+        ),
+    },
+)
 async def metrics(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ):
