@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-# Chosen by bench/calibrate.py on evals/sets (docs/retrieval.md); `make calibrate` re-runs it.
+# Chosen by bench/calibrate.py on evals/suites (docs/retrieval.md); `make calibrate` re-runs it.
 CALIBRATED_RELEVANCE = (0.93, 2.62, -0.70)  # logistic weights: dense, coverage, bias
 CALIBRATED_THRESHOLD = 0.43
 
@@ -56,7 +56,7 @@ class Settings(BaseSettings):
         le=1.0,
         description=(
             "Below this relevance the top passage is not trusted and the answer is `not_covered`. "
-            "Chosen on evals/sets; see docs/retrieval.md."
+            "Chosen on evals/suites; see docs/retrieval.md."
         ),
     )
     relevance_weights: tuple[float, float, float] = Field(

@@ -1,4 +1,4 @@
-"""Calibrate the relevance model and its threshold on the question sets in evals/sets.
+"""Calibrate the relevance model and its threshold on the question sets in evals/suites.
 
 Runs every question of ``answerable.jsonl`` (should be answered) and ``not_covered.jsonl`` (on
 topic, the sources don't say) through triage and retrieval, fits the logistic relevance model
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-SETS = ROOT / "evals" / "sets"
+SETS = ROOT / "evals" / "suites"
 
 
 def load(name: str) -> list[dict]:

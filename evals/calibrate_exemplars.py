@@ -1,4 +1,4 @@
-"""Calibrate the exemplar thresholds of triage on the suites in evals/sets (docs/safety.md).
+"""Calibrate the exemplar thresholds of triage on the JSONL suites in evals/suites (docs/safety.md).
 
     .venv/bin/python -m evals.calibrate_exemplars
 
@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from evals.conftest import SETS, load_set
+from evals.conftest import SUITES, load_set
 
 MARGIN = 0.05
 FLOOR = 0.60  # below this, two sentences are not "very similar" for this model
@@ -35,7 +35,7 @@ def main() -> None:
     topic = np.asarray(emb.embed_documents(list(TOPIC_EXEMPLARS)))
 
     urgent_pos, urgent_neg, clin_pos, clin_neg = [], [], [], []
-    for path in sorted(SETS.glob("*.jsonl")):
+    for path in sorted(SUITES.glob("*.jsonl")):
         for row in load_set(path.name):
             q = row["question"]
             v = np.asarray(emb.embed_query(q))

@@ -315,3 +315,41 @@ def test_module_examples(name):
     module = importlib.import_module(f"assistant.evaluation.{name}")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def _readme_eval_commands() -> list[list[str]]:
+    import re
+    import shlex
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Evaluating.*?```bash\n(.*?)```", readme, re.S).group(1)
+    return [shlex.split(line, comments=True)[1:] for line in block.splitlines() if line.startswith("pht-assistant ")]
+
+
+def test_the_docs_name_every_metric_and_the_readme_gates_parse():
+    from assistant.evaluation.metrics import METRICS, parse_gate
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "evals.md").read_text(encoding="utf-8")
+    assert all(f"`{name}`" in docs for name in METRICS)
+    commands = _readme_eval_commands()
+    assert len(commands) >= 3 and any(c[:2] == ["eval", "compare"] for c in commands)
+    for args in commands:
+        for i, a in enumerate(args[:-1]):
+            if a == "--gate":
+                parse_gate(args[i + 1])
+
+
+@pytest.mark.integration
+def test_the_readme_eval_commands_run(tmp_path, built_data_dir):
+    """The README's commands, in order, in a scratch folder that sees the bundled suites."""
+    import os
+
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "evals").symlink_to(root / "evals")
+    env = {**os.environ, "PHT_DATA_DIR": str(copy_index(built_data_dir, tmp_path / "data"))}
+    for args in _readme_eval_commands():
+        out = subprocess.run([*CLI, *args], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env, stdin=subprocess.DEVNULL)
+        assert out.returncode == 0, " ".join(args) + "\n" + out.stdout[-3000:] + out.stderr[-3000:]
+        assert out.stdout.strip()
+    assert json.loads((tmp_path / "run.json").read_text())["summary"]["cases"] > 700
+    assert (tmp_path / "run.html").stat().st_size > 100_000 and ET.parse(tmp_path / "red_flags.xml").getroot().get("failures") == "0"

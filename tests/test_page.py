@@ -24,7 +24,7 @@ APP = ROOT / "ui" / "app.py"
 ANSWERABLE = "Can running be part of my rehab?"
 URGENT = "I suddenly can't control my bladder and my buttock is numb"
 OFF_TOPIC = "how do I bake sourdough bread?"
-NOT_COVERED = "ice or heat for proximal hamstring tendinopathy?"  # evals/sets/not_covered.jsonl
+NOT_COVERED = "ice or heat for proximal hamstring tendinopathy?"  # evals/suites/not_covered.jsonl
 EXAMPLES = (
     "Can running be part of my rehab?",
     "Which exercises can I do to build muscle with PHT?",

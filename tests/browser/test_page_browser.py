@@ -33,7 +33,7 @@ CHROMIUM_FLAGS = [
 ]  # fmt: skip
 ANSWERABLE = "Can running be part of my rehab?"
 URGENT = "I suddenly can't control my bladder and my buttock is numb"
-NOT_COVERED = "ice or heat for proximal hamstring tendinopathy?"  # evals/sets/not_covered.jsonl
+NOT_COVERED = "ice or heat for proximal hamstring tendinopathy?"  # evals/suites/not_covered.jsonl
 OFF_TOPIC = "how do I bake sourdough bread?"
 TIMEOUT_MS = 120_000
 DESKTOP = {"width": 1280, "height": 900}
