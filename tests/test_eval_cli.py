@@ -303,6 +303,10 @@ def test_target_url_runs_the_suite_against_a_real_server(runs, tmp_path, built_d
     got_local = {c["id"]: (c["got"]["status"], c["got"]["sources"]) for c in local["cases"] if c["suite"] == "small"}
     got_remote = {c["id"]: (c["got"]["status"], c["got"]["sources"]) for c in remote["cases"]}
     assert got_remote == got_local  # the same answers over HTTP
+    rank_local = {c["id"]: c["ranking"] for c in local["cases"] if c["suite"] == "small"}
+    assert {c["id"]: c["ranking"] for c in remote["cases"]} == rank_local  # explain: the retrieved passages too
+    assert {c["retrieved_from"] for c in remote["cases"]} == {"retrieval"}
+    assert remote["summary"]["overall"]["hit_at_1"] == local["summary"]["by_suite"]["small"]["metrics"]["hit_at_1"]
     assert all(c["answer"].endswith(SAFETY_NOTICE) for c in remote["cases"])
     assert refused.returncode == 2 and "refused the key" in refused.stderr
 

@@ -27,6 +27,11 @@ class AskRequest(BaseModel):
     history: list[HistoryTurn] | None = Field(
         default=None, description="The conversation so far, oldest first."
     )
+    explain: bool = Field(
+        default=False,
+        description="With a secret key: also return `retrieved`, the passages retrieval returned with their scores "
+        "(for `pht-assistant eval`); ignored for publishable keys.",
+    )
 
     model_config = {"json_schema_extra": {"examples": [{"question": "Can running be part of my rehab?"}]}}
 

@@ -32,7 +32,7 @@ async def _answer(request: Request, body: AskRequest, who, assistant, settings) 
     history = [t.model_dump() for t in body.history] if body.history else None
 
     def run() -> Answer:
-        return assistant.for_clinic(who.clinic.id).ask(body.question, history)
+        return assistant.for_clinic(who.clinic.id).ask(body.question, history, explain=body.explain and who.kind == "secret")
 
     answer = await bounded(settings, run)
     request.app.state.metrics.observe_answer(answer)
