@@ -222,7 +222,6 @@ class ClinicLibrary:
         self._lock = threading.Lock()
         # clinic id -> (revision, retriever or None, {document id: approver})
         self._retrievers: dict[str, tuple[int, Any, dict[str, str | None]]] = {}
-        self._revisions: dict[str, int] = {}
         self._checked = 0.0
 
     # -- documents -----------------------------------------------------------------------------
@@ -247,12 +246,14 @@ class ClinicLibrary:
         col = self.store.collection(collection_name(clinic_id))
         with guarded():
             present = set(col.get(ids=list(records), include=[])["ids"])
-            fresh = [r for r in records.values() if r.id not in present]
-            for i in range(0, len(fresh), 256):
-                batch = fresh[i : i + 256]
+        fresh = [r for r in records.values() if r.id not in present]
+        for i in range(0, len(fresh), 256):
+            batch = fresh[i : i + 256]
+            vectors = self.embeddings.embed_documents([r.embed for r in batch])  # outside the store's guard
+            with guarded():
                 col.add(
                     ids=[r.id for r in batch],
-                    embeddings=self.embeddings.embed_documents([r.embed for r in batch]),
+                    embeddings=vectors,
                     documents=[r.text for r in batch],
                     metadatas=[r.meta for r in batch],
                 )
