@@ -8,6 +8,7 @@ to one real `pht-assistant serve` on a loopback port, with a clinic key made thr
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -78,7 +79,7 @@ def test_an_invalid_suite_exits_2_naming_file_line_and_field_and_runs_nothing(tm
     out = subprocess.run(
         [*CLI, "eval", str(bad), str(yaml_bad), "--report", str(report)],
         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-        env={**__import__("os").environ, "PHT_DATA_DIR": str(tmp_path / "data")},
+        env={**os.environ, "PHT_DATA_DIR": str(tmp_path / "data")},
     )  # fmt: skip
     assert out.returncode == 2, out.stderr
     for where in (
@@ -120,8 +121,6 @@ def test_the_schema_file_is_the_one_the_runner_validates_with():
 def runs(tmp_path_factory, built_data_dir):
     """Two local runs of a small suite (one case mislabelled, so a gate fails) and one with a
     threshold nothing passes; module-scoped, in this process (the model is loaded once)."""
-    import os
-
     from assistant.settings import get_settings
 
     root = tmp_path_factory.mktemp("eval-runs")
@@ -269,8 +268,6 @@ def test_an_unknown_expected_source_exits_2(tmp_path, built_data_dir, monkeypatc
 @pytest.mark.integration
 @pytest.mark.server
 def test_target_url_runs_the_suite_against_a_real_server(runs, tmp_path, built_data_dir):
-    import os
-
     from api_server import serve
 
     data = copy_index(built_data_dir, tmp_path / "data")
@@ -346,8 +343,6 @@ def test_the_docs_name_every_metric_and_the_readme_gates_parse():
 @pytest.mark.integration
 def test_the_readme_eval_commands_run(tmp_path, built_data_dir):
     """The README's commands, in order, in a scratch folder that sees the bundled suites."""
-    import os
-
     root = Path(__file__).resolve().parent.parent
     (tmp_path / "evals").symlink_to(root / "evals")
     env = {**os.environ, "PHT_DATA_DIR": str(copy_index(built_data_dir, tmp_path / "data"))}

@@ -37,7 +37,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "notice_compliance": ("cases", "replies that end with the safety notice (must be 1.0)"),
     "urgent_recall": ("cases expecting urgent", "red flags answered as urgent"),
     "false_urgent_rate": ("cases not expecting urgent", "calm questions answered as urgent"),
-    "phrase_pass_rate": ("cases with must_include/must_not_include", "replies passing their phrase checks"),
+    "phrase_pass_rate": ("cases with must_include / must_not_include", "replies passing their phrase checks"),
     "error_rate": ("cases", "questions the target failed to answer (HTTP error, rejected question)"),
     "latency_p50_ms": ("cases answered", "median time per question, as the runner measured it"),
     "latency_p95_ms": ("cases answered", "95th percentile of the time per question"),
