@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PORT ?= 8501
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install index bench calibrate chromium clean
+.PHONY: run test install index bench bench-scale calibrate chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,11 +41,21 @@ chromium:
 test: $(VENV)/.installed-test chromium
 	$(BIN)/python -m pytest
 
-bench: install
-	$(BIN)/python bench/bench.py
+# the naive LangChain stack the benchmark compares against (langchain-huggingface, langchain-chroma)
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[bench]'
+	@touch $@
+
+# a few minutes: both stacks side by side, the API, synthetic corpora of 1k and 10k chunks
+bench: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/bench.py
+
+# adds 100k chunks: builds that store once (about 10 minutes here; kept in benchmarks/results/scale/)
+bench-scale: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/bench.py --scale 1000,10000,100000
 
 calibrate: install
-	$(BIN)/python bench/calibrate.py --json docs/calibration.json
+	$(BIN)/python benchmarks/calibrate.py --json docs/calibration.json
 
 clean:
 	rm -rf data .pytest_cache

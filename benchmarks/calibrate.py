@@ -6,7 +6,7 @@ topic, the sources don't say) through triage and retrieval, fits the logistic re
 cross-validation, and reports the threshold with the best balanced accuracy. Also reports how the
 scope gate's similarity separates off-topic questions from on-topic ones.
 
-    .venv/bin/python bench/calibrate.py [--json bench/results/calibration.json]
+    .venv/bin/python benchmarks/calibrate.py [--json benchmarks/results/calibration.json]
 
 Numbers it prints are the ones docs/retrieval.md quotes.
 """
