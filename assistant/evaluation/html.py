@@ -36,7 +36,7 @@ h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 10
 .charts figure { margin: 0; } .charts figcaption { font-size: 13px; color: var(--muted); margin-bottom: 6px; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid var(--line); vertical-align: top; font-size: 14px; }
-th { background: var(--soft); font-weight: 600; position: sticky; top: 0; }
+th { background: var(--soft); font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 600; color: #fff; }
 .pass { background: var(--pass); } .fail { background: var(--fail); }
