@@ -167,6 +167,12 @@ class Assistant:
 
     def topics(self) -> list[str]:
         """Short names of what the sources cover, for replies that say what the assistant can do."""
+        cached = self.__dict__.get("_topics")  # the index is fixed for this object: worked out once
+        if cached is None:
+            cached = self._topics = self._list_topics()
+        return list(cached)
+
+    def _list_topics(self) -> list[str]:
         out = []
         for doc in self.sources():
             for s in doc["sections"]:
@@ -332,6 +338,8 @@ class Assistant:
                 or (bool(words) and similarity >= gate * 0.6)
                 or (bool(activity) and similarity >= gate * 0.55)
                 or (follow_up and similarity >= gate * 0.5)
+                # "what about foam rolling?" after a question about PHT
+                or (follow_up and bool(words or activity) and similarity >= gate * 0.4)
             )
             words = words + activity
             if not on_topic:

@@ -174,6 +174,9 @@ class HybridRetriever:
 
             self._chunks = self.index.records()
             self._chunk_pos = {c.id: i for i, c in enumerate(self._chunks)}
+            self._by_doc: dict[str, list[Chunk]] = {}
+            for c in self._chunks:
+                self._by_doc.setdefault(c.doc_id, []).append(c)
             tokens = [terms(f"{c.section_title} {c.text}") for c in self._chunks]
             self._chunk_terms = [set(t) for t in tokens]
             self._vocabulary = sorted(set().union(*self._chunk_terms))
@@ -284,7 +287,7 @@ class HybridRetriever:
 
     def chunks_of(self, doc_id: str) -> list[Chunk]:
         self.warm_up()
-        return [c for c in self._chunks if c.doc_id == doc_id]
+        return list(self._by_doc.get(doc_id, ()))
 
     def max_similarity(self, vector: list[float]) -> float:
         """Raw similarity of the question to its nearest sentence anywhere in the corpus."""
