@@ -515,18 +515,31 @@ class ChromaIndex:
         with self._records_lock:
             if self._unit_map is None:
                 if got is None:
-                    got = self._collection.get(where={"kind": "unit"}, include=["documents", "metadatas"])
+                    got = self._get_all({"kind": "unit"}, ["documents", "metadatas"])
                 self._unit_map = {
                     i: unit_from_record(d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])
                 }
             return self._unit_map
 
+    def _get_all(self, where: dict[str, Any], include: list[str], page: int = 5000) -> dict[str, list]:
+        """Every matching record, read in pages (one large read exceeds SQLite's variable limit)."""
+        out: dict[str, list] = {"ids": [], **{key: [] for key in include}}
+        offset = 0
+        while True:
+            got = self._collection.get(where=where, include=include, limit=page, offset=offset)
+            out["ids"].extend(got["ids"])
+            for key in include:
+                out[key].extend(got[key])
+            if len(got["ids"]) < page:
+                return out
+            offset += page
+
     def unit_vectors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ids, vectors, section keys) of every unit, for corpus-wide statistics."""
-        got = self._collection.get(where={"kind": "unit"}, include=["embeddings", "metadatas", "documents"])
+        got = self._get_all({"kind": "unit"}, ["embeddings", "metadatas", "documents"])
         self._unit_table(got)
         ids = np.array(got["ids"])
-        vectors = np.asarray(got["embeddings"], dtype=np.float32).reshape(len(ids), -1)
+        vectors = np.asarray(got["embeddings"], dtype=np.float32).reshape(len(ids), -1 if len(ids) else 0)
         groups = np.array([m["source"] for m in got["metadatas"]])
         return ids, vectors, groups
 
@@ -554,7 +567,7 @@ class ChromaIndex:
         """Every stored passage, in document order (read once, then kept)."""
         with self._records_lock:
             if self._records is None:
-                got = self._collection.get(where={"kind": "chunk"}, include=["documents", "metadatas"])
+                got = self._get_all({"kind": "chunk"}, ["documents", "metadatas"])
                 chunks = [chunk_from_record(d, m) for d, m in zip(got["documents"], got["metadatas"])]
                 order = list(self.meta.documents)
                 chunks.sort(
