@@ -50,7 +50,7 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 bench: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench.py
 
-# adds 100k chunks: builds that store once (about 10 minutes here; kept in benchmarks/results/scale/)
+# adds 100k chunks: builds that store once (5-10 minutes here; kept in benchmarks/results/scale/)
 bench-scale: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench.py --scale 1000,10000,100000
 

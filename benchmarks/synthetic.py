@@ -75,7 +75,7 @@ def make(n: int, target: Path, real_corpus: Path, encoder: Any, seed: int = 0) -
         if f.is_file() and f.name != "manifest.toml":
             shutil.copy2(f, target / f.name)
 
-    words = _words(real_corpus, rng)
+    words = np.array(_words(real_corpus, rng))  # an array: rng.choice on a list copies it every call
     # a pool of real vectors to mix: sentences of the real corpus and plain made-up sentences
     pool_texts = [s for s in re.split(r"(?<=[.!?])\s+", (real_corpus / "pht_podcast_qa.txt").read_text()) if len(s.split()) > 3]
     pool_texts += [" ".join(rng.choice(words[:2000], size=12)) for _ in range(200)]
