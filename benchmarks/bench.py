@@ -585,13 +585,27 @@ def bench_api(work: Path, project_index: Path, per_client: int) -> dict[str, Any
                 return {"error": "the server did not become ready: " + (work / "api-server.log").read_text()[-300:]}
             time.sleep(0.2)
 
+        import http.client
+
+        local = threading.local()
+
         def post(question: str) -> int:
-            req = urllib.request.Request(
-                f"{base}/v1/ask", data=json.dumps({"question": question}).encode(), method="POST",
-                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-            with urllib.request.urlopen(req, timeout=60) as r:
+            """One request on this thread's kept-alive connection (as a page or a clinic's backend)."""
+            conn = getattr(local, "conn", None)
+            if conn is None:
+                conn = local.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            try:
+                conn.request("POST", "/v1/ask", body=json.dumps({"question": question}).encode(),
+                             headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+                r = conn.getresponse()
                 r.read()
-                return r.status
+            except Exception:
+                conn.close()
+                local.conn = None
+                raise
+            if r.status != 200:
+                raise urllib.error.HTTPError(f"{base}/v1/ask", r.status, r.reason, r.headers, None)
+            return r.status
 
         for q, _ in QUESTIONS:  # warm the server: model, index, lexical index
             post(q)
