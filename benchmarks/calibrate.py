@@ -1,7 +1,7 @@
 """Calibrate the relevance model and its threshold on the question sets in evals/suites.
 
-Runs every question of ``answerable.jsonl`` (should be answered) and ``not_covered.jsonl`` (on
-topic, the sources don't say) through triage and retrieval, fits the logistic relevance model
+Runs every bundled case that expects ``answered`` or ``not_covered`` (on topic, the sources don't
+say), in any suite, through triage and retrieval, fits the logistic relevance model
 (hubness-corrected dense score and coverage of the question's specific words) with 5-fold
 cross-validation, and reports the threshold with the best balanced accuracy. Also reports how the
 scope gate's similarity separates off-topic questions from on-topic ones.
@@ -69,17 +69,24 @@ def main() -> None:
     assistant = Assistant.from_settings(Settings(data_dir=Path(tmp)), progress=False, notify=lambda m: None)
     assistant.warm_up()
 
+    from assistant.evaluation.suite import load_suites
+
+    # Every bundled case that expects `answered` (label 1) or `not_covered` (label 0), whichever
+    # suite it is in: the answerable and not-covered sets, the seed paraphrases, the harmless
+    # mentions of red-flag words, follow-ups and injections.
+    labels = {"answered": 1, "not_covered": 0}
+    cases = [c for suite in load_suites([SETS]) for c in suite.cases if c.expected_status in labels]
     rows = []
-    for name, label in (("answerable.jsonl", 1), ("not_covered.jsonl", 0)):
-        for case in load(name):
-            turn = Turn(question=case["question"], history=case.get("history") or [])
-            turn = assistant._retrieve(assistant._triage(assistant._embed(turn)))
-            if turn.triage.decision != "continue" or not turn.passages:
-                rows.append((case["id"], label, None, None, False))
-                continue
-            top = turn.passages[0]
-            hit = top.chunk.source in case.get("expected_sources", [])
-            rows.append((case["id"], label, top.dense, top.coverage, hit))
+    for case in cases:
+        label = labels[case.expected_status]
+        turn = Turn(question=case.question, history=list(case.history))
+        turn = assistant._retrieve(assistant._triage(assistant._embed(turn)))
+        if turn.triage.decision != "continue" or not turn.passages:
+            rows.append((case.key, label, None, None, False))
+            continue
+        top = turn.passages[0]
+        hit = top.chunk.source in case.expected_sources
+        rows.append((case.key, label, top.dense, top.coverage, hit))
 
     usable = [r for r in rows if r[2] is not None]
     X = np.array([[r[2], r[3]] for r in usable])
@@ -98,7 +105,8 @@ def main() -> None:
     full = 1 / (1 + np.exp(-(np.c_[X, np.ones(len(X))] @ w)))
     t_full, acc_full = best_threshold(full, y)
     answerable = [r for r in rows if r[1] == 1]
-    top1 = sum(r[4] for r in answerable) / len(answerable)
+    sourced = [c.key for c in cases if c.expected_status == "answered" and c.expected_sources]
+    top1 = sum(r[4] for r in answerable if r[0] in sourced) / max(len(sourced), 1)
 
     # scope gate: nearest-corpus/exemplar similarity, off-topic vs on-topic
     sims = {}
