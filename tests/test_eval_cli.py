@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assistant import SAFETY_NOTICE
+from assistant import SAFETY_NOTICE, get_settings
 from assistant.cli import app
 
 CLI = [sys.executable, "-m", "assistant.cli"]
@@ -196,7 +196,7 @@ def test_the_json_report_has_every_case_metric_and_setting(runs):
     assert conf["counts"][conf["rows"].index("not_covered")][conf["columns"].index("answered")] == 1
     s = report["settings"]
     assert s["target"] == "local" and s["model"].startswith("sentence-transformers/all-MiniLM-L6-v2")
-    assert s["corpus_version"] and s["thresholds"]["relevance_threshold"] == 0.43 and "commit" in s
+    assert s["corpus_version"] and s["thresholds"]["relevance_threshold"] == get_settings().relevance_threshold and "commit" in s
     assert [x["name"] for x in s["suites"]] == ["small", "hand"]
 
 
