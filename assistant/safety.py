@@ -929,13 +929,17 @@ def urgent_reply(triage: Triage, emergency_contact: str) -> str:
     what = flag.what if flag else "a warning sign"
     reason = "a history of cancer" if "cancer" in triage.matched else "weight loss you can't explain"
     act = (flag.act if flag else _CAUDA_EQUINA_ACT).format(emergency=emergency_contact, reason=reason)
+    steps = f"- {act}\n"
+    if flag is not None and not flag.emergency:  # same-day care, unless it gets worse
+        steps += (
+            f"- If it is severe, sudden or getting worse, call {emergency_contact} or go to an "
+            "emergency department now.\n"
+        )
     return (
         "**Please seek medical care now.**\n\n"
         f"You mentioned {what}. With buttock, thigh or back pain this can be a sign of a problem "
         "that needs a doctor urgently, not exercises.\n\n"
-        f"- {act}\n"
-        f"- If it is severe, sudden or getting worse, call {emergency_contact} or go to an emergency "
-        "department now.\n\n"
+        f"{steps}\n"
         "Please don't wait to see whether it settles, and don't start or continue rehab exercises "
         "until a clinician has checked you."
     )
