@@ -208,6 +208,8 @@ def shoot(page, target, path: Path, size: dict) -> Path:
 
 
 def test_chat_in_chromium(server, browser_page, tmp_path):
+    from playwright.sync_api import expect
+
     page = browser_page
     shots: dict[str, Path] = {}
     page.goto(server.url)
@@ -217,7 +219,8 @@ def test_chat_in_chromium(server, browser_page, tmp_path):
     welcome.get_by_text("They cover:").wait_for()  # the assistant has loaded
     assert "Race Training with PHT" in welcome.inner_text()
     for example in ("Can running be part of my rehab?", "Should I still run my marathon?"):
-        assert page.get_by_role("button", name=example).is_visible()
+        # the buttons render just after the welcome text: wait for them rather than look once
+        expect(page.get_by_role("button", name=example)).to_be_visible()
     footer = page.get_by_test_id("stCaptionContainer").filter(has_text="Please note:")
     assert SAFETY_NOTICE in footer.inner_text()
     assert unlabelled_buttons(page) == []
