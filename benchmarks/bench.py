@@ -854,6 +854,40 @@ def only_scale(sizes: list[int], passes: int, fresh: bool) -> int:
     return 0
 
 
+def only_api(per_client: int, repeat: int) -> int:
+    """The API phase alone (``--only-api``): build the index, then per round the encoder's
+    single-query rate and a fresh server at 16 clients; prints one JSON object per round."""
+    from assistant.index import build_index
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    _, emb = load_project()
+    rounds = []
+    with tempfile.TemporaryDirectory(prefix="pht-bench-api-", ignore_cleanup_errors=True) as tmp:
+        work = Path(tmp)
+        build_index(work / "project-index", CORPUS, emb)
+        for i in range(max(1, repeat)):
+            n, t = 0, time.perf_counter()  # as bench_project measures it
+            while time.perf_counter() - t < 3.0:
+                emb._encode([f"{QUESTIONS[n % len(QUESTIONS)][0]} #{n}"])
+                n += 1
+            rate = n / (time.perf_counter() - t)
+            round_dir = work / f"round-{i}"
+            round_dir.mkdir()
+            log(f"API round {i + 1}: encoder {rate:.1f} queries/s; load {os.getloadavg()[0]:.2f}")
+            api = bench_api(round_dir, work / "project-index", per_client)
+            api["encoder_single_query_per_s"] = round(rate, 1)
+            api["ratio"] = ratio(api.get("per_s"), rate)
+            api["loadavg"] = [round(v, 2) for v in os.getloadavg()]
+            rounds.append(api)
+            print(json.dumps({k: v for k, v in api.items() if k != "latency_ms"} | {"p50_ms": api.get("latency_ms", {}).get("p50")}), flush=True)
+    ok = [r for r in rounds if "per_s" in r]
+    if ok:
+        print(json.dumps({"median_per_s": med([r["per_s"] for r in ok]), "median_ratio": med([r["ratio"] for r in ok]),
+                          "median_server_cpu_ms_per_answer": med([r["server_cpu_s_per_answer"] * 1000 for r in ok]),
+                          "errors": sum(r["errors"] for r in ok)}))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=3, help="runs per cold start and build (default 3)")
@@ -864,10 +898,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--api-requests", type=int, default=15, help="requests per API client (default 15)")
     ap.add_argument("--json", type=Path, default=None, help="where to write the figures")
     ap.add_argument("--only-scale", action="store_true", help="measure the synthetic corpora only")
+    ap.add_argument("--only-api", action="store_true", help="measure the HTTP API only (with the encoder rate)")
+    ap.add_argument("--api-repeat", type=int, default=1, help="with --only-api: rounds, each with a fresh server")
     ap.add_argument("--scale-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.scale_worker:
         return scale_worker(args.passes)
+    if args.only_api:
+        return only_api(args.api_requests, args.api_repeat)
     if args.only_scale:
         return only_scale([int(s) for s in args.scale.split(",") if s.strip()], args.passes, args.fresh_scale)
     os.environ["HF_HUB_OFFLINE"] = "1"
