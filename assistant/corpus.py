@@ -38,6 +38,10 @@ _NUMBERED_HEADING = re.compile(
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _BLANK_RUN = re.compile(r"(?:\r?\n[ \t]*){2,}")
 _SENTENCE_END = re.compile(r"[.!?…:;,\"”'’)\]]$")
+# (id, title) of the text outside every headed section: before the first heading, and set apart
+# after the last. It frames the document (an overview, a summary) rather than answering one thing.
+INTRO = ("intro", "Introduction")
+OUTRO = ("outro", "Closing remarks")
 
 
 @dataclass(frozen=True)
@@ -378,7 +382,7 @@ def parse_text(text: str) -> list[Section]:
 
     starts: list[tuple[int, str, str]] = []  # (block index, id, title)
     if not top or top[0] > 0:
-        starts.append((0, "intro", "Introduction"))
+        starts.append((0, *INTRO))
     for i in top:
         starts.append((i, _section_id(blocks[i].text), blocks[i].text))
 
@@ -387,7 +391,7 @@ def parse_text(text: str) -> list[Section]:
     if numbered or len(starts) > 1:
         for j in range(last + 1, len(blocks)):
             if blocks[j].gap_before >= 2:
-                starts.append((j, "outro", "Closing remarks"))
+                starts.append((j, *OUTRO))
                 break
 
     ids = _unique([sid for _, sid, _ in starts])
@@ -415,7 +419,7 @@ def parse_markdown(text: str) -> list[Section]:
     spans: list[tuple[str, str, int]] = []
     first = heads[0][0] if heads else len(text)
     if text[:first].strip():
-        spans.append(("intro", "Introduction", 0))
+        spans.append((*INTRO, 0))
     for pos, title in heads:
         spans.append((_section_id(title), title, pos))
     ids = _unique([s[0] for s in spans])

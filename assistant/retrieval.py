@@ -4,10 +4,12 @@ The index stores passages and, beside them, their sentences ("units"). Dense sea
 the units, so a passage is found by the sentence that best matches the question, and each unit's
 score is corrected for hubness: a sentence that resembles everything (an introduction listing
 every topic) is discounted by its mean similarity to its nearest sentences elsewhere in the
-corpus. BM25 scores whole passages on the question's specific words. Reciprocal-rank fusion
-orders the passages; a calibrated relevance (a logistic over the corrected dense score and the
-share of the question's specific words the passage contains) decides whether the best passage
-answers at all. docs/retrieval.md records how the numbers were chosen.
+corpus. BM25 scores whole passages on the question's specific words. Reciprocal-rank fusion, the
+two lists weighted alike, orders the passages. Where the lists disagree the fused scores tie; a
+passage of a headed section then comes before its document's framing text (the introduction or
+closing paragraph, which restate every section), and otherwise the more relevant passage first. A
+calibrated relevance (a logistic over the corrected dense score and the share of the question's
+specific words the passage contains) decides whether the best passage answers at all. docs/retrieval.md records how the numbers were chosen.
 
 >>> from assistant.retrieval import content_terms
 >>> content_terms("Can I run a marathon with proximal hamstring tendinopathy?")
@@ -27,7 +29,7 @@ from typing import Protocol
 
 import numpy as np
 
-from assistant.corpus import Chunk, Unit
+from assistant.corpus import INTRO, OUTRO, Chunk, Unit
 from assistant.index import ChromaIndex
 from assistant.settings import CALIBRATED_RELEVANCE
 
@@ -152,7 +154,7 @@ class HybridRetriever:
         rrf_k: int = 60,
         relevance: RelevanceModel | None = None,
         detail: int = 5,
-        lexical_weight: float = 0.7,
+        lexical_weight: float = 1.0,
     ) -> None:
         self.lexical_weight = lexical_weight
         self.index = index
@@ -177,6 +179,10 @@ class HybridRetriever:
             self._by_doc: dict[str, list[Chunk]] = {}
             for c in self._chunks:
                 self._by_doc.setdefault(c.doc_id, []).append(c)
+            headed = {d for d, cs in self._by_doc.items() if any(not _outside(c) for c in cs)}
+            # framing text: a document's introduction or closing paragraph, beside its headed
+            # sections (a document without headings is all intro, and that is its content)
+            self._framing = [_outside(c) and c.doc_id in headed for c in self._chunks]
             tokens = [terms(f"{c.section_title} {c.text}") for c in self._chunks]
             self._chunk_terms = [set(t) for t in tokens]
             self._vocabulary = sorted(set().union(*self._chunk_terms))
@@ -244,10 +250,9 @@ class HybridRetriever:
             for rank, pos in enumerate(_top(scores, keep, self.candidates)):
                 fused[pos] += weight / (self.rrf_k + rank + 1)
 
-        ranked = _top(fused, fused > 0, self.candidates).tolist()
         qvec = np.asarray(vector, dtype=np.float32)
         out = []
-        for rank, pos in enumerate(ranked):
+        for pos in _top(fused, fused > 0, self.candidates).tolist():
             cov = (
                 (sum(t in self._chunk_terms[pos] for t in focus_terms) / len(focus_terms))
                 if focus_terms
@@ -262,9 +267,14 @@ class HybridRetriever:
                     lexical=float(lexical[pos]),
                     fused=float(fused[pos]),
                     coverage=cov,
-                    units=self._scored_units(self._chunks[pos].id, qvec) if rank < self.detail else [],
                 )
             )
+        # Equal fused scores (dense ranks one first, BM25 the other): a passage of a headed section
+        # before framing text, then the more relevant; the sort is stable, so then by position.
+        framing = self._framing
+        out.sort(key=lambda p: (-round(p.fused, 12), framing[self._chunk_pos[p.chunk.id]], -p.relevance))
+        for p in out[: self.detail]:
+            p.units = self._scored_units(p.chunk.id, qvec)
         return out
 
     def _spelled(self, words: list[str]) -> list[str]:
@@ -306,6 +316,11 @@ class HybridRetriever:
                 while len(self._recent) > 16:
                     self._recent.popitem(last=False)
         return hits
+
+
+def _outside(chunk: Chunk) -> bool:
+    """The chunk lies outside every headed section: the parser's introduction or closing text."""
+    return (chunk.section_id, chunk.section_title) in (INTRO, OUTRO)
 
 
 def _top(scores: np.ndarray, keep: np.ndarray, k: int) -> np.ndarray:
