@@ -18,11 +18,16 @@ import contextlib
 import datetime as dt
 import hashlib
 import hmac
+import atexit
 import json
+import logging
+import queue
 import re
 import secrets
 import sqlite3
 import threading
+import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +58,8 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE INDEX IF NOT EXISTS audit_clinic ON audit (clinic_id, id);
 """
+
+log = logging.getLogger("assistant.clinics")
 
 _KEY = re.compile(r"^pht_(sk|pk)_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")
 
@@ -140,9 +147,9 @@ class ClinicRegistry:
         with contextlib.closing(sqlite3.connect(self.path, timeout=30.0)) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
+        self._audit = AuditWriter(self._write_audit)
 
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
+    def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
@@ -150,6 +157,26 @@ class ClinicRegistry:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA busy_timeout=30000")
             self._local.conn = conn
+        return conn
+
+    def _rows(self, sql: str, args: Any = ()) -> list[sqlite3.Row]:
+        """One read statement, outside any write transaction: it takes no write lock, so it never
+        waits for a writer (WAL), and it sees everything committed before it. The cursor is closed
+        at once, which ends the statement's read snapshot (a later read sees later commits)."""
+        cur = self._conn().execute(sql, args)
+        try:
+            return cur.fetchall()
+        finally:
+            cur.close()
+
+    def _row(self, sql: str, args: Any = ()) -> sqlite3.Row | None:
+        rows = self._rows(sql, args)
+        return rows[0] if rows else None
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``): one writer at a time."""
+        conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
@@ -175,15 +202,11 @@ class ClinicRegistry:
         return self.clinic(cid)
 
     def clinics(self) -> list[Clinic]:
-        with self._db() as db:
-            rows = db.execute("SELECT * FROM clinics ORDER BY name").fetchall()
+        rows = self._rows("SELECT * FROM clinics ORDER BY name")
         return [self._clinic(r) for r in rows]
 
     def clinic(self, name_or_id: str) -> Clinic:
-        with self._db() as db:
-            row = db.execute(
-                "SELECT * FROM clinics WHERE id = ? OR name = ?", (name_or_id, name_or_id)
-            ).fetchone()
+        row = self._row("SELECT * FROM clinics WHERE id = ? OR name = ?", (name_or_id, name_or_id))
         if row is None:
             raise UnknownClinic(
                 f"There is no clinic {name_or_id!r}; add it with `pht-assistant clinic add` or list them with `pht-assistant clinic list`."
@@ -202,8 +225,7 @@ class ClinicRegistry:
 
     def revisions(self) -> dict[str, int]:
         """Each clinic's document revision: it goes up whenever an approved document changes."""
-        with self._db() as db:
-            return {r["id"]: r["revision"] for r in db.execute("SELECT id, revision FROM clinics")}
+        return {r["id"]: r["revision"] for r in self._rows("SELECT id, revision FROM clinics")}
 
     # -- keys ----------------------------------------------------------------------------------
 
@@ -238,25 +260,26 @@ class ClinicRegistry:
         query, args = "SELECT id, clinic_id, kind, created, revoked FROM keys", ()
         if clinic:
             query, args = query + " WHERE clinic_id = ?", (self.clinic(clinic).id,)
-        with self._db() as db:
-            return [dict(r) for r in db.execute(query + " ORDER BY created", args)]
+        return [dict(r) for r in self._rows(query + " ORDER BY created", args)]
 
     def authenticate(self, key: str) -> KeyInfo | None:
         """The key's clinic and kind, or ``None`` for a malformed, unknown or revoked key."""
         m = _KEY.match(key or "")
         if not m:
             return None
-        with self._db() as db:
-            row = db.execute(
-                "SELECT k.hash, k.kind, k.id, k.clinic_id FROM keys k WHERE k.id = ? AND k.revoked IS NULL",
-                (m.group(2),),
-            ).fetchone()
+        # One read, key and clinic together, on every request: a key revoked by any process
+        # (`pht-assistant key revoke`, another worker) is refused on its next request.
+        row = self._row(
+            "SELECT k.hash, k.kind AS key_kind, k.id AS key_id, c.* FROM keys k JOIN clinics c ON c.id = k.clinic_id "
+            "WHERE k.id = ? AND k.revoked IS NULL",
+            (m.group(2),),
+        )
         if row is None or not hmac.compare_digest(row["hash"], _hash(key)):
             return None
         kind = "publishable" if m.group(1) == "pk" else "secret"
-        if kind != row["kind"]:
+        if kind != row["key_kind"]:
             return None
-        return KeyInfo(id=row["id"], clinic=self.clinic(row["clinic_id"]), kind=kind)
+        return KeyInfo(id=row["key_id"], clinic=self._clinic(row), kind=kind)
 
     # -- documents -----------------------------------------------------------------------------
 
@@ -284,15 +307,11 @@ class ClinicRegistry:
         if status:
             query += " AND status = ?"
             args.append(status)
-        with self._db() as db:
-            rows = db.execute(query + " ORDER BY uploaded, id", args).fetchall()
+        rows = self._rows(query + " ORDER BY uploaded, id", args)
         return [self._document(r) for r in rows]
 
     def document(self, clinic_id: str, doc_id: str) -> ClinicDocument:
-        with self._db() as db:
-            row = db.execute(
-                "SELECT * FROM documents WHERE clinic_id = ? AND id = ?", (clinic_id, doc_id)
-            ).fetchone()
+        row = self._row("SELECT * FROM documents WHERE clinic_id = ? AND id = ?", (clinic_id, doc_id))
         if row is None:
             raise DocumentNotFound(
                 f"This clinic has no document {doc_id!r}; list its documents with GET /v1/documents."
@@ -338,35 +357,53 @@ class ClinicRegistry:
     # -- audit ---------------------------------------------------------------------------------
 
     def record_answer(self, clinic_id: str, answer: Any, *, composer: str, model: str) -> None:
-        """One audit row for an answer: never the question text."""
+        """One audit row for an answer: never the question text.
+
+        The row (its time is now) is handed to this registry's :class:`AuditWriter`, which commits
+        it from a background thread, batched with the rows that arrived meanwhile; :meth:`audit`
+        and :meth:`flush_audit` wait for it, and so does the end of the process.
+        """
         triage = answer.triage
         sources = [
             {"source": c.source, "version": c.version, "approved_by": c.approved_by} for c in answer.citations
         ]
+        self._audit.put(
+            (
+                _now(),
+                clinic_id,
+                answer.id,
+                answer.status.value,
+                json.dumps({"decision": triage.decision, "rule": triage.rule} if triage else {}),
+                json.dumps(sources),
+                answer.corpus_version,
+                composer,
+                model,
+            )
+        )
+
+    def _write_audit(self, rows: list[tuple[Any, ...]]) -> None:
         with self._db() as db:
-            db.execute(
+            db.executemany(
                 "INSERT INTO audit (time, clinic_id, answer_id, status, triage, sources, corpus_version, composer, model) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    _now(),
-                    clinic_id,
-                    answer.id,
-                    answer.status.value,
-                    json.dumps({"decision": triage.decision, "rule": triage.rule} if triage else {}),
-                    json.dumps(sources),
-                    answer.corpus_version,
-                    composer,
-                    model,
-                ),
+                rows,
             )
 
+    def flush_audit(self, timeout: float = 30.0) -> bool:
+        """Wait until every audit row recorded so far in this process is committed."""
+        return self._audit.flush(timeout)
+
+    def close(self) -> None:
+        """Commit the pending audit rows and stop the writer (later rows are written at once)."""
+        self._audit.close()
+
     def audit(self, clinic_id: str, *, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
+        self.flush_audit()  # this process's own answers are all listed
         query, args = "SELECT * FROM audit WHERE clinic_id = ?", [clinic_id]
         if before is not None:
             query += " AND id < ?"
             args.append(before)
-        with self._db() as db:
-            rows = db.execute(query + " ORDER BY id DESC LIMIT ?", [*args, limit]).fetchall()
+        rows = self._rows(query + " ORDER BY id DESC LIMIT ?", [*args, limit])
         return [
             {
                 "id": r["id"],
@@ -382,3 +419,102 @@ class ClinicRegistry:
             }
             for r in rows
         ]
+
+
+_WRITERS: "weakref.WeakSet[AuditWriter]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_writers() -> None:
+    """At interpreter exit, commit every pending audit row (after the last answer, before exit)."""
+    for writer in list(_WRITERS):
+        writer.close()
+
+
+class AuditWriter:
+    """Commits audit rows from one background thread, in order, each batch in one transaction.
+
+    Answers do not wait for the database: a row is queued and the thread writes whatever has
+    queued up meanwhile (under load many rows per commit; idle, one at once). A failed write is
+    logged and retried every second; nothing is dropped. :meth:`flush` waits until all rows queued
+    so far are committed; :meth:`close` (also run at interpreter exit) flushes and stops the
+    thread, after which rows are written synchronously.
+
+    >>> written = []
+    >>> w = AuditWriter(written.extend)
+    >>> w.put(("a",)); w.put(("b",)); w.flush()
+    True
+    >>> w.close(); w.put(("c",)); written
+    [('a',), ('b',), ('c',)]
+    """
+
+    def __init__(self, write: Any, *, retry_seconds: float = 1.0) -> None:
+        self._write = write
+        self._retry = retry_seconds
+        self._cond = threading.Condition()
+        self._rows: list[Any] = []
+        self._busy = False
+        self._idle = False  # the thread waits for rows (only then does a new row wake it)
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        _WRITERS.add(self)
+
+    def put(self, row: Any) -> None:
+        with self._cond:
+            if not self._closed:
+                self._rows.append(row)
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
+                    self._thread.start()
+                elif self._idle:
+                    self._cond.notify_all()
+                return
+        self._write([row])  # closed: the caller writes it (and sees any error)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._rows and not self._closed:
+                    self._idle = True
+                    self._cond.wait()
+                    self._idle = False
+                if not self._rows:
+                    return
+                batch, self._rows, self._busy = self._rows, [], True
+            failed = False
+            try:
+                self._write(batch)
+            except Exception:
+                log.exception("%d audit record(s) not written yet; retrying in %.0f s", len(batch), self._retry)
+                failed = True
+            with self._cond:
+                self._busy = False
+                if failed:
+                    self._rows[:0] = batch
+                self._cond.notify_all()
+            if failed:
+                time.sleep(self._retry)
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._rows) + (1 if self._busy else 0)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """True once every row queued before this call is committed (False after ``timeout`` s)."""
+        with self._cond:
+            if self._thread is None:
+                return True
+            return self._cond.wait_for(lambda: not self._rows and not self._busy, timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        with self._cond:
+            left = len(self._rows)
+        if left:
+            log.error("%d audit record(s) could not be written before exit", left)
+

@@ -223,6 +223,8 @@ class ClinicLibrary:
         # clinic id -> (revision, retriever or None, {document id: approver})
         self._retrievers: dict[str, tuple[int, Any, dict[str, str | None]]] = {}
         self._checked = 0.0
+        # clinic id -> (base assistant, clinic, the retriever entry it was made with, the view)
+        self._views: dict[str, tuple[Any, Clinic, tuple[int, Any, dict[str, str | None]], Any]] = {}
 
     # -- documents -----------------------------------------------------------------------------
 
@@ -309,6 +311,7 @@ class ClinicLibrary:
     def _forget(self, clinic_id: str) -> None:
         with self._lock:
             self._retrievers.pop(clinic_id, None)
+            self._views.pop(clinic_id, None)
 
     def _refresh(self) -> None:
         """At most every ``clinic_refresh_seconds``: drop retrievers whose clinic has changed."""
@@ -325,6 +328,11 @@ class ClinicLibrary:
     def retriever_for(self, clinic: Clinic) -> tuple[Any, dict[str, str | None]]:
         """A retriever over the clinic's approved passages (``None`` when it has none), and who
         approved each of its documents."""
+        _, retriever, approvers = self._entry(clinic)
+        return retriever, approvers
+
+    def _entry(self, clinic: Clinic) -> tuple[int, Any, dict[str, str | None]]:
+        """The clinic's cached ``(revision, retriever, approvers)``; a new tuple whenever it changes."""
         from assistant.retrieval import HybridRetriever, RelevanceModel
         from assistant.store import CollectionIndex
 
@@ -332,7 +340,7 @@ class ClinicLibrary:
         with self._lock:
             cached = self._retrievers.get(clinic.id)
         if cached is not None:
-            return cached[1], cached[2]
+            return cached
         revision = self.registry.revisions().get(clinic.id, 0)
         approved = self.registry.documents(clinic.id, status="approved")
         retriever = None
@@ -351,17 +359,39 @@ class ClinicLibrary:
                 )
                 retriever.warm_up()
         approvers = {d.id: d.approved_by for d in approved}
+        entry = (revision, retriever, approvers)
         with self._lock:
-            self._retrievers[clinic.id] = (revision, retriever, approvers)
-        return retriever, approvers
+            self._retrievers[clinic.id] = entry
+        return entry
 
     def view(self, base: Any, clinic_id: str) -> Any:
-        """``base`` answering for one clinic: its documents, its emergency wording, its audit trail."""
+        """``base`` answering for one clinic: its documents, its emergency wording, its audit trail.
+
+        The view (a copy of ``base`` with its own chain) is made once and used again while the
+        clinic's record is unchanged and its retriever entry is the same one: approving or deleting
+        a document in this process drops both at once (:meth:`_forget`), a change made by another
+        worker drops the entry within ``clinic_refresh_seconds`` (:meth:`_refresh`), and a changed
+        clinic record (its emergency wording, say) makes a new view on the next request.
+        """
+        clinic = self.registry.clinic(clinic_id)  # every request: an unknown clinic is refused now
+        base.warm_up()
+        entry = self._entry(clinic)
+        with self._lock:
+            cached = self._views.get(clinic.id)
+        if cached is not None and cached[0] is base and cached[1] == clinic and cached[2] is entry:
+            return cached[3]
+        view = self._make_view(base, clinic, entry)
+        with self._lock:
+            if self._retrievers.get(clinic.id) is entry:  # not forgotten meanwhile
+                self._views[clinic.id] = (base, clinic, entry, view)
+        return view
+
+    def _make_view(self, base: Any, clinic: Clinic, entry: tuple[int, Any, dict[str, str | None]]) -> Any:
         from langchain_core.runnables import RunnableLambda
 
-        clinic = self.registry.clinic(clinic_id)
-        base.warm_up()
-        own, approvers = self.retriever_for(clinic)
+        _, own, approvers = entry
+        composer = getattr(base.composer, "name", type(base.composer).__name__)
+        model = getattr(base.embeddings, "model_id", "")  # worked out once per view, not per answer
         view = copy.copy(base)
         if clinic.emergency_text:
             view.settings = base.settings.model_copy(update={"emergency_contact": clinic.emergency_text})
@@ -378,12 +408,7 @@ class ClinicLibrary:
                 named.append(c.model_copy(update={"approved_by": who}))
             answer.citations = named
             if self.settings.audit_enabled:
-                self.registry.record_answer(
-                    clinic.id,
-                    answer,
-                    composer=getattr(base.composer, "name", type(base.composer).__name__),
-                    model=getattr(base.embeddings, "model_id", ""),
-                )
+                self.registry.record_answer(clinic.id, answer, composer=composer, model=model)
             return answer
 
         view._chain = view._build_chain() | RunnableLambda(after, name="clinic")

@@ -335,6 +335,47 @@ def test_audit_has_a_record_per_answer_without_the_question(api):
     assert all(r["clinic"] == "type-md" for r in others)
 
 
+def test_every_audit_record_is_written_when_the_server_stops(tmp_path, built_data_dir):
+    """Audit rows are committed by a background thread: stopping the server right after a burst
+    of concurrent answers still leaves one row per answer in the file."""
+    import threading
+
+    data = tmp_path / "data"
+    shutil.copytree(built_data_dir, data)
+    registry = ClinicRegistry(data / "clinics.sqlite3")
+    registry.add_clinic("Burst Clinic")
+    key = registry.create_key("burst-clinic")
+    server = serve(data, tmp_path / "server.log", env={"PHT_API_RATE_LIMIT": "1000"})
+    answered: list[str] = []
+    lock = threading.Lock()
+
+    def client(c: int) -> None:
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            for i in range(4):
+                r = http.post(
+                    "/v1/ask",
+                    json={"question": f"Can running be part of my rehab? ({c}.{i})"},
+                    headers={"Authorization": f"Bearer {key}"},
+                )
+                assert r.status_code == 200, r.text
+                with lock:
+                    answered.append(r.json()["id"])
+
+    try:
+        server.wait_ready()
+        threads = [threading.Thread(target=client, args=(c,)) for c in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        server.stop()  # SIGTERM at once, as an operator's Ctrl-C
+    assert len(answered) == 32
+    with sqlite3.connect(data / "clinics.sqlite3") as db:
+        written = [r[0] for r in db.execute("SELECT answer_id FROM audit WHERE clinic_id = 'burst-clinic'")]
+    assert sorted(written) == sorted(answered)
+
+
 def test_metrics_count_requests_stages_statuses_and_errors(api):
     ask(api, api.keys["north"], "Can running be part of my rehab?")
     call(api, "POST", "/v1/ask", json={"question": "x"})

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from assistant import __version__
 from assistant.api import errors
@@ -76,8 +77,6 @@ def create_app(settings: Settings | None = None, assistant: Any = None) -> FastA
             level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
         if app.state.assistant is None:
-            from starlette.concurrency import run_in_threadpool
-
             from assistant.chain import Assistant
 
             def load():
@@ -94,6 +93,9 @@ def create_app(settings: Settings | None = None, assistant: Any = None) -> FastA
             app.state.assistant.corpus_version,
         )
         yield
+        library = app.state.assistant.__dict__.get("_library")
+        if library is not None:  # every answer's audit record is committed before the server stops
+            await run_in_threadpool(library.registry.flush_audit)
         if getattr(app.state, "owned", False):
             app.state.assistant.library.store.release()
             app.state.assistant.close()
