@@ -67,6 +67,49 @@ class BodyLimit:
         return await self.app(scope, replay, send)
 
 
+class Observe:
+    """Per request: metrics, the access log line and the ``X-PHT-Worker`` header (pure ASGI).
+
+    The status and time are taken when the response starts; ``request.state.clinic`` and
+    ``request.state.error`` (set by the key check and the error handlers) are read from the scope.
+    """
+
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+        self.worker = str(os.getpid()).encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        began = time.perf_counter()
+        started: dict[str, Any] = {}
+
+        async def send_with_worker(message):
+            if message["type"] == "http.response.start":
+                started["status"] = message["status"]
+                started["seconds"] = time.perf_counter() - began
+                # which worker answered (scale-out checks)
+                message["headers"] = [*message.get("headers", []), (b"x-pht-worker", self.worker)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_worker)
+        if not started:
+            return
+        path = getattr(scope.get("route"), "path", "unmatched")
+        seconds, status = started["seconds"], started["status"]
+        m = self.metrics
+        m.requests.labels(path, scope["method"], str(status)).inc()
+        m.latency.labels(path).observe(seconds)
+        state = scope.get("state") or {}
+        error = state.get("error")
+        if error:
+            m.errors.labels(error).inc()
+        # The access log: no body, no query string, no key.
+        access.info(
+            "%s %s %d %.1fms clinic=%s", scope["method"], path, status, seconds * 1000, state.get("clinic", "-")
+        )
+
+
 def create_app(settings: Settings | None = None, assistant: Any = None) -> FastAPI:
     """The API app; ``assistant`` defaults to one built from ``settings`` at start-up."""
     settings = settings or get_settings()
@@ -112,31 +155,7 @@ def create_app(settings: Settings | None = None, assistant: Any = None) -> FastA
     app.state.limiter = RateLimiter(settings.api_rate_limit, settings.api_rate_window)
     errors.install(app)
 
-    @app.middleware("http")
-    async def observe(request, call_next):
-        began = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        seconds = time.perf_counter() - began
-        m = app.state.metrics
-        m.requests.labels(path, request.method, str(response.status_code)).inc()
-        m.latency.labels(path).observe(seconds)
-        response.headers["X-PHT-Worker"] = str(os.getpid())  # which worker answered (scale-out checks)
-        error = getattr(request.state, "error", None)
-        if error:
-            m.errors.labels(error).inc()
-        # The access log: no body, no query string, no key.
-        access.info(
-            "%s %s %d %.1fms clinic=%s",
-            request.method,
-            path,
-            response.status_code,
-            seconds * 1000,
-            getattr(request.state, "clinic", "-"),
-        )
-        return response
-
+    app.add_middleware(Observe, metrics=app.state.metrics)
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
     for module in (ask, sources, documents, audit, health, metrics):
         app.include_router(module.router)
