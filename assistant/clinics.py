@@ -434,11 +434,12 @@ def _close_writers() -> None:
 class AuditWriter:
     """Commits audit rows from one background thread, in order, each batch in one transaction.
 
-    Answers do not wait for the database: a row is queued and the thread writes whatever has
-    queued up meanwhile (under load many rows per commit; idle, one at once). A failed write is
-    logged and retried every second; nothing is dropped. :meth:`flush` waits until all rows queued
-    so far are committed; :meth:`close` (also run at interpreter exit) flushes and stops the
-    thread, after which rows are written synchronously.
+    Answers do not wait for the database, nor wake the thread: a row is queued, and the thread,
+    after each commit, gathers for ``linger_seconds`` and then commits everything queued meanwhile
+    (only a row arriving when it has been idle wakes it). A failed write is logged and retried every
+    ``retry_seconds``; nothing is dropped. :meth:`flush` has the queue committed now and waits for
+    it; :meth:`close` (also run at interpreter exit) flushes and stops the thread, after which rows
+    are written synchronously.
 
     >>> written = []
     >>> w = AuditWriter(written.extend)
@@ -448,13 +449,15 @@ class AuditWriter:
     [('a',), ('b',), ('c',)]
     """
 
-    def __init__(self, write: Any, *, retry_seconds: float = 1.0) -> None:
+    def __init__(self, write: Any, *, linger_seconds: float = 0.02, retry_seconds: float = 1.0) -> None:
         self._write = write
+        self._linger = linger_seconds
         self._retry = retry_seconds
         self._cond = threading.Condition()
         self._rows: list[Any] = []
-        self._busy = False
-        self._idle = False  # the thread waits for rows (only then does a new row wake it)
+        self._busy = False  # a batch is being written
+        self._idle = False  # the thread waits for a first row
+        self._now = False  # flush() or close(): commit without gathering first
         self._closed = False
         self._thread: threading.Thread | None = None
         _WRITERS.add(self)
@@ -491,9 +494,10 @@ class AuditWriter:
                 self._busy = False
                 if failed:
                     self._rows[:0] = batch
-                self._cond.notify_all()
-            if failed:
-                time.sleep(self._retry)
+                self._cond.notify_all()  # flush() waiters
+                if not (self._now or self._closed):
+                    self._cond.wait(self._retry if failed else self._linger)  # flush()/close() cut it short
+                self._now = False
 
     def pending(self) -> int:
         with self._cond:
@@ -504,6 +508,8 @@ class AuditWriter:
         with self._cond:
             if self._thread is None:
                 return True
+            self._now = True
+            self._cond.notify_all()
             return self._cond.wait_for(lambda: not self._rows and not self._busy, timeout)
 
     def close(self, timeout: float = 30.0) -> None:
@@ -517,4 +523,3 @@ class AuditWriter:
             left = len(self._rows)
         if left:
             log.error("%d audit record(s) could not be written before exit", left)
-
