@@ -146,7 +146,8 @@ def index(
         return
     typer.echo(
         f"Indexed {report.chunks} passages ({report.records} records) in {report.seconds:.1f} s: "
-        f"{report.added} embedded, {report.removed} removed, {report.unchanged} unchanged. "
+        f"{report.added} added ({report.encoded} texts encoded{f' by {report.encoder}' if report.encoder else ''}), "
+        f"{report.removed} removed, {report.unchanged} unchanged. "
         f"Corpus version {report.corpus_version}."
     )
 

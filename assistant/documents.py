@@ -251,7 +251,8 @@ class ClinicLibrary:
         fresh = [r for r in records.values() if r.id not in present]
         for i in range(0, len(fresh), 256):
             batch = fresh[i : i + 256]
-            vectors = self.embeddings.embed_documents([r.embed for r in batch])  # outside the store's guard
+            encode = getattr(self.embeddings, "embed_for_index", self.embeddings.embed_documents)
+            vectors = encode([r.embed for r in batch])  # outside the store's guard
             with guarded():
                 col.add(
                     ids=[r.id for r in batch],

