@@ -388,7 +388,7 @@ class ClinicLibrary:
         return view
 
     def _make_view(self, base: Any, clinic: Clinic, entry: tuple[int, Any, dict[str, str | None]]) -> Any:
-        from langchain_core.runnables import RunnableLambda
+        from assistant.chain import stage
 
         _, own, approvers = entry
         composer = getattr(base.composer, "name", type(base.composer).__name__)
@@ -412,5 +412,5 @@ class ClinicLibrary:
                 self.registry.record_answer(clinic.id, answer, composer=composer, model=model)
             return answer
 
-        view._chain = view._build_chain() | RunnableLambda(after, name="clinic")
+        view._chain = view._build_chain() | stage(after, "clinic")
         return view

@@ -135,3 +135,15 @@ def test_the_audit_writer_keeps_order_retries_failures_and_flushes_on_close():
     assert written == list(range(60)) and w.pending() == 0
     w.put(60)  # after close: written at once by the caller
     assert written[-1] == 60
+
+
+def test_the_chain_stages_take_the_turn_alone(assistant):
+    """`chain.stage` gives each stage a one-argument signature (LangChain checks it on every call):
+    true only while the stage functions take the turn and nothing else."""
+    import inspect
+
+    for method in (assistant._embed, assistant._triage, assistant._routed, assistant._retrieve,
+                   assistant._compose, assistant._ground, assistant._finish):
+        assert list(inspect.signature(method).parameters) == ["turn"], method
+    names = [step.name for step in assistant._chain.steps]
+    assert names[:2] == ["embed", "triage"] and names[-1] == "finish"
