@@ -434,10 +434,10 @@ def _close_writers() -> None:
 class AuditWriter:
     """Commits audit rows from one background thread, in order, each batch in one transaction.
 
-    Answers do not wait for the database, nor wake the thread: a row is queued, and the thread,
-    after each commit, gathers for ``linger_seconds`` and then commits everything queued meanwhile
-    (only a row arriving when it has been idle wakes it). A failed write is logged and retried every
-    ``retry_seconds``; nothing is dropped. :meth:`flush` has the queue committed now and waits for
+    Answers do not wait for the database, nor wake the thread: a row is queued, and the thread
+    looks every ``linger_seconds`` and commits everything queued meanwhile; only after a second
+    without rows does it sleep until the next row wakes it. A failed write is logged and retried
+    every ``retry_seconds``; nothing is dropped. :meth:`flush` has the queue committed now and waits for
     it; :meth:`close` (also run at interpreter exit) flushes and stops the thread, after which rows
     are written synchronously.
 
@@ -456,7 +456,7 @@ class AuditWriter:
         self._cond = threading.Condition()
         self._rows: list[Any] = []
         self._busy = False  # a batch is being written
-        self._idle = False  # the thread waits for a first row
+        self._idle = False  # the thread sleeps until a row wakes it
         self._now = False  # flush() or close(): commit without gathering first
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -475,12 +475,18 @@ class AuditWriter:
         self._write([row])  # closed: the caller writes it (and sees any error)
 
     def _run(self) -> None:
+        quiet = 0.0  # seconds without rows
         while True:
             with self._cond:
                 while not self._rows and not self._closed:
-                    self._idle = True
-                    self._cond.wait()
-                    self._idle = False
+                    if quiet < 1.0:  # looks again soon: rows arriving meanwhile wake nobody
+                        self._cond.wait(self._linger)
+                        quiet += self._linger
+                    else:
+                        self._idle = True
+                        self._cond.wait()
+                        self._idle = False
+                quiet = 0.0
                 if not self._rows:
                     return
                 batch, self._rows, self._busy = self._rows, [], True
