@@ -4,8 +4,9 @@ The index stores passages and, beside them, their sentences ("units"). Dense sea
 the units, so a passage is found by the sentence that best matches the question, and each unit's
 score is corrected for hubness: a sentence that resembles everything (an introduction listing
 every topic) is discounted by its mean similarity to its nearest sentences elsewhere in the
-corpus. BM25 scores whole passages on the question's specific words. Reciprocal-rank fusion, the
-two lists weighted alike, orders the passages. Where the lists disagree the fused scores tie; a
+corpus. BM25 scores whole passages on the question's specific words (clippings expanded, word
+families joined, misspellings corrected against the index's own words: assistant.lexical).
+Reciprocal-rank fusion, the two lists weighted alike, orders the passages. Where the lists disagree the fused scores tie; a
 passage of a headed section then comes before its document's framing text (the introduction or
 closing paragraph, which restate every section), and otherwise the more relevant passage first. A
 calibrated relevance (a logistic over the corrected dense score and the share of the question's
@@ -31,6 +32,7 @@ import numpy as np
 
 from assistant.corpus import INTRO, OUTRO, Chunk, Unit
 from assistant.index import ChromaIndex
+from assistant.lexical import CLIPPINGS, Speller, expand, family, known_form
 from assistant.settings import CALIBRATED_RELEVANCE
 
 # Words every question and passage in this domain share: they say nothing about *which* passage
@@ -66,23 +68,37 @@ def _stemmer():
 
 @lru_cache(maxsize=1)
 def _generic_stems() -> frozenset[str]:
-    return frozenset(_stemmer().stemWords(_DOMAIN_GENERIC.split()))
+    return frozenset(_stems(_DOMAIN_GENERIC.split()))
 
 
 _BRITISH_IZE = re.compile(r"^(\w{4,})is(e|ed|es|ing|ation|ations)$")
 
 
-def terms(text: str) -> list[str]:
-    """Stemmed words of ``text`` without stopwords ("personalised" and "personalized" agree).
+def _words(text: str) -> list[str]:
+    """Lower-case words of ``text``, apostrophes dropped ("don't" -> "dont")."""
+    return [m.replace("'", "") for m in _WORD.findall(text.lower().replace("’", "'"))]
 
-    >>> terms("Personalised advice for runners")
-    ['person', 'advic', 'runner']
+
+def _stems(words: list[str]) -> list[str]:
+    """Index keys of words: clippings expanded (assistant.lexical), British -ise folded, Snowball
+    stems joined into word families ("runner" and "running")."""
+    words = [_BRITISH_IZE.sub(r"\1iz\2", expand(w)) for w in words]
+    return [family(w) for w in _stemmer().stemWords(words)]
+
+
+def terms(text: str) -> list[str]:
+    """Stemmed words of ``text`` without stopwords ("personalised" and "personalized" agree,
+    and so do "rehab" and "rehabilitation", "runner" and "running").
+
+    >>> terms("Personalised rehab advice for runners")
+    ['person', 'rehabilit', 'advic', 'run']
     """
-    words = [
-        w for w in (m.replace("'", "") for m in _WORD.findall(text.lower().replace("’", "'"))) if w not in _STOPWORDS
-    ]
-    words = [_BRITISH_IZE.sub(r"\1iz\2", w) for w in words]
-    return [w for w in _stemmer().stemWords(words) if len(w) > 1]
+    return _terms_of(_words(text))
+
+
+def _terms_of(words: list[str]) -> list[str]:
+    words = [w for w in words if w not in _STOPWORDS and expand(w) not in _STOPWORDS]
+    return [w for w in _stems(words) if len(w) > 1]
 
 
 @lru_cache(maxsize=4096)
@@ -183,7 +199,9 @@ class HybridRetriever:
             # framing text: a document's introduction or closing paragraph, beside its headed
             # sections (a document without headings is all intro, and that is its content)
             self._framing = [_outside(c) and c.doc_id in headed for c in self._chunks]
-            tokens = [terms(f"{c.section_title} {c.text}") for c in self._chunks]
+            words = [_words(f"{c.section_title} {c.text}") for c in self._chunks]
+            tokens = [_terms_of(w) for w in words]
+            self._speller = _speller(words)
             self._chunk_terms = [set(t) for t in tokens]
             self._vocabulary = sorted(set().union(*self._chunk_terms))
             self._vocabulary_set = frozenset(self._vocabulary)
@@ -229,8 +247,8 @@ class HybridRetriever:
         if n == 0:
             return []
         hits = self._nearest(vector)
-        qterms = self._spelled(content_terms(question))
-        focus_terms = self._spelled(content_terms(focus)) if focus is not None else qterms
+        qterms = self._query_terms(question)
+        focus_terms = self._query_terms(focus) if focus is not None else qterms
         # A question made only of the domain's own words ("what is PHT?") is about the condition
         # itself: the overview passages hubness discounts are then the right ones.
         hub_weight = self.HUB_WEIGHT if qterms else 0.0
@@ -277,6 +295,23 @@ class HybridRetriever:
             p.units = self._scored_units(p.chunk.id, qvec)
         return out
 
+    def _query_terms(self, text: str) -> list[str]:
+        """The specific words of a question, misspellings corrected: first word by word against
+        the words the index uses (assistant.lexical.Speller), then stem by stem."""
+        return self._spelled(content_terms(" ".join(self._word(w) for w in _words(text))))
+
+    @lru_cache(maxsize=8192)  # noqa: B019 - one retriever per index, kept for the process
+    def _word(self, word: str) -> str:
+        """``word``, or the index's (or a stopword's) spelling of it when it is a typo: not a
+        stopword, a clipping, nor a word the index or the domain uses. A known English word (or an
+        inflection of one) is only corrected for a doubled letter ("runing" but not "taping")."""
+        if word in _STOPWORDS or word in CLIPPINGS or not word.isalpha():
+            return word
+        key = _stems([word])[0]
+        if key in self._vocabulary_set or key in _generic_stems():
+            return word
+        return self._speller.correct(word, doubling_only=known_form(word)) or word
+
     def _spelled(self, words: list[str]) -> list[str]:
         """Words the corpus never uses, replaced by a close spelling it does ("stregnth")."""
         return [self._spelling(w) for w in words]
@@ -316,6 +351,18 @@ class HybridRetriever:
                 while len(self._recent) > 16:
                     self._recent.popitem(last=False)
         return hits
+
+
+def _speller(texts: list[list[str]]) -> Speller:
+    """A speller over the words of the passages, the stopwords (preferred) and the domain's words."""
+    counts: dict[str, int] = {}
+    for words in texts:
+        for w in words:
+            if w.isalpha():
+                counts[w] = counts.get(w, 0) + 1
+    for w in (*_DOMAIN_GENERIC.split(), *CLIPPINGS):
+        counts.setdefault(w, 1)
+    return Speller(counts, preferred=_STOPWORDS)
 
 
 def _outside(chunk: Chunk) -> bool:

@@ -95,3 +95,87 @@ def test_the_first_passages_carry_their_scored_sentences(retriever, embeddings):
     assert all(p.units for p in passages[: retriever.detail])
     assert all(not p.units for p in passages[retriever.detail :])
     assert {u.source for u, _ in passages[0].units} == {"knee-guide#part-3"}
+
+
+# How patients write against how a care guide writes: clipped words ("rehab"), misspellings of
+# short words ("runing", "wiht") and of words whose stem the misspelling changes ("excercises").
+ACHILLES = """Achilles care guide
+
+This guide covers the Achilles tendon: what to do in the first weeks, and later.
+
+Part 1: Rehabilitation
+
+Heel drops on a step are the main exercises: three sets of fifteen, twice a day. Bent knee heel drops load the lower calf.
+
+Part 2: Running again
+
+Start with a walk and jog on alternate days. Add five minutes each week if the tendon settles by the next morning.
+
+Part 3: Footwear
+
+Choose shoes with a small heel drop. Avoid flat sandals in the first weeks.
+"""
+
+
+@pytest.fixture(scope="module")
+def achilles(tmp_path_factory, embeddings):
+    root = tmp_path_factory.mktemp("lexical")
+    corpus = write_corpus(root / "corpus", {"achilles.txt": ("achilles", ACHILLES)})
+    build_index(root / "data", corpus, embeddings)
+    index = ChromaIndex(root / "data")
+    r = HybridRetriever(index)
+    r.warm_up()
+    yield r
+    index.close()
+
+
+@pytest.mark.parametrize(
+    ("question", "section", "term"),
+    [
+        ("is rehab the same every day", "achilles#part-1", "rehabilit"),  # a clipping
+        ("wen can I start runing agian", "achilles#part-2", "run"),  # a doubling slip, short words
+        ("which excercises shud i do", "achilles#part-1", "exerc"),  # the misspelling's stem differs
+    ],
+)
+def test_clipped_and_misspelled_words_reach_the_passage_that_uses_the_full_word(
+    achilles, embeddings, question, section, term
+):
+    assert term in achilles._query_terms(question)
+    passages = _ask(achilles, embeddings, question)
+    assert passages[0].chunk.source == section
+    assert passages[0].lexical > 0 and passages[0].coverage > 0
+    assert max(p.lexical for p in passages[1:]) < passages[0].lexical
+
+
+def test_misspelled_stopwords_and_short_words_are_corrected_against_the_index(achilles):
+    # "wiht" is "with" and "agian" is "again" (stopwords, so they leave the query); "drps",
+    # "sandels" and "shoos" are the guide's "drops", "sandals" and "shoes"
+    assert achilles._query_terms("heel drps wiht shoes agian") == ["heel", "drop", "shoe"]
+    assert achilles._query_terms("sandels or shoos") == ["sandal", "shoe"]
+
+
+def test_real_words_the_index_does_not_use_are_not_turned_into_words_it_does(achilles):
+    # "taping" is tape + ing (not "taking"), "heat" is a word (not "heel" or "seat")
+    assert achilles._query_terms("does taping or heat help") == ["tape", "heat"]
+
+
+def test_word_families_and_clippings_agree_in_documents_and_questions():
+    from assistant.retrieval import terms
+
+    assert terms("runner") == terms("running") == terms("runs")
+    assert terms("rehab") == terms("rehabbing") == terms("rehabilitation")
+    assert terms("physiotherapist") == terms("physiotherapy") == terms("physio")
+    assert terms("heavier") == terms("heavy")
+    assert terms("shud u") == []  # chat spellings of stopwords
+    assert terms("number") != terms("numb")  # a plain -er is left alone
+
+
+def test_edit_distance_allowed_grows_with_the_word():
+    from assistant.lexical import doubling_slip, max_edits, osa
+
+    assert [max_edits(n) for n in (3, 4, 7, 8, 12)] == [0, 1, 1, 2, 2]
+    assert osa("wiht", "with") == 1  # a swap is one edit
+    assert osa("excercises", "exercises") == 1
+    assert osa("stregnth", "strength") == 1
+    assert osa("abc", "xyzuvw", limit=2) == 3  # anything beyond the limit is limit + 1
+    assert doubling_slip("runing", "running") and not doubling_slip("taping", "taking")
