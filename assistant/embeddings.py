@@ -53,6 +53,7 @@ _load_lock = threading.Lock()
 log = logging.getLogger("assistant")
 
 
+@lru_cache(maxsize=1)
 def model_id() -> str:
     """Names the model and its packaged version; an index built with another id is rebuilt."""
     try:
@@ -177,17 +178,17 @@ class MiniLMEmbeddings(Embeddings):
         self._model()
 
     def _model(self) -> tuple[str, Any]:
-        path = self._model_path or _packaged_model_path()
+        if self._model_path is None:
+            self._model_path = _packaged_model_path()  # checked once: it is looked up per encode
         with _load_lock:
-            return _load(path, self.backend)
+            return _load(self._model_path, self.backend)
 
     def _index_encoder(self) -> Any:
         """The int8 encoder when it applies and is available here, else None (use the float one)."""
-        if self.index_precision != "int8" or self._model()[0] != "onnx":
+        if self.index_precision != "int8" or self._model()[0] != "onnx":  # (also sets the model's path)
             return None
-        path = self._model_path or _packaged_model_path()
         with _load_lock:
-            return _load_int8(path)
+            return _load_int8(self._model_path)
 
     @property
     def index_encoder(self) -> str:

@@ -20,6 +20,7 @@ lists the flags with their clinical sources.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,36 +107,51 @@ _SYNONYMS = [
 ]
 
 
+_UNLESS = r"(?<!not )(?<!n't )(?<!without )(?<!never )(?<!no )(?<!not even )"
+
+
+def _steps() -> list[tuple[re.Pattern[str], Any]]:
+    """Every folding step of :func:`normalise`, compiled once, in order."""
+
+    def apostrophe(m: re.Match[str]) -> str:
+        return m.group(0)[:-1] + "'t"
+
+    steps: list[tuple[re.Pattern[str], Any]] = [(re.compile(r"\s+"), " ")]
+    steps += [(re.compile(p), apostrophe if r is None else r) for p, r in _SPELLING]
+    steps += [(re.compile(p), r) for p, r in _CANNOT + _SYNONYMS]
+    # weight lost on purpose is not a red flag
+    steps.append((
+        re.compile(
+            rf"\bweight loss\b(?=[\w\s',-]{{0,30}}\b{_UNLESS}(on purpose|intentional\w*|deliberate\w*|diet\w*|planned|calorie\w*|slimming))"
+        ),
+        "planned weight change",
+    ))
+    steps.append((
+        re.compile(
+            rf"\b{_UNLESS}(diet\w*|on purpose|deliberately|intentionally|trying to lose|slimming)\b([\w\s',-]{{0,30}})\bweight loss\b"
+        ),
+        r"\1\2planned weight change",
+    ))
+    return steps
+
+
+_STEPS = _steps()
+_QUOTES = str.maketrans({"’": "'", "‘": "'", "`": "'", "–": "-", "—": "-"})
+
+
+@lru_cache(maxsize=256)
 def normalise(text: str) -> str:
     """Lower case, straight apostrophes, single spaces, common misspellings and phrasings folded.
+
+    Triage reads one message through several checks; the last few results are kept in memory
+    (only in this process, like the query-embedding cache) so each is folded once.
 
     >>> normalise("Cant   feel my BUM, im not able to wee")
     "can't feel my bum, i'm can't wee"
     """
-    t = text.lower()
-    t = t.replace("’", "'").replace("‘", "'").replace("`", "'").replace("–", "-").replace("—", "-")
-    t = re.sub(r"\s+", " ", t)
-    for pattern, repl in _SPELLING:
-        if repl is None:
-            t = re.sub(pattern, lambda m: m.group(0)[:-1] + "'t", t)
-        else:
-            t = re.sub(pattern, repl, t)
-    for pattern, repl in _CANNOT:
-        t = re.sub(pattern, repl, t)
-    for pattern, repl in _SYNONYMS:
-        t = re.sub(pattern, repl, t)
-    # weight lost on purpose is not a red flag
-    unless = r"(?<!not )(?<!n't )(?<!without )(?<!never )(?<!no )(?<!not even )"
-    t = re.sub(
-        rf"\bweight loss\b(?=[\w\s',-]{{0,30}}\b{unless}(on purpose|intentional\w*|deliberate\w*|diet\w*|planned|calorie\w*|slimming))",
-        "planned weight change",
-        t,
-    )
-    t = re.sub(
-        rf"\b{unless}(diet\w*|on purpose|deliberately|intentionally|trying to lose|slimming)\b([\w\s',-]{{0,30}})\bweight loss\b",
-        r"\1\2planned weight change",
-        t,
-    )
+    t = text.lower().translate(_QUOTES)
+    for pattern, repl in _STEPS:
+        t = pattern.sub(repl, t)
     return t.strip()
 
 
