@@ -40,6 +40,18 @@ META_NAME = "index.json"
 LOCK_NAME = ".index.lock"
 SCHEMA = 1
 _ADD_BATCH = 256
+# Up to this many sentences, questions are matched against them exactly, in memory (0.4 ms at
+# 10,000 here against ~1.5 ms for a Chroma query); above it, through Chroma's HNSW index.
+EXACT_SEARCH_MAX_UNITS = 10_000
+
+
+def exact_nearest(vectors: np.ndarray, vector: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the ``k`` largest dot products with ``vector`` (best first, ties by row) and their values."""
+    sims = vectors @ np.asarray(vector, dtype=np.float32)
+    k = min(k, len(sims))
+    rows = np.argpartition(-sims, k - 1)[:k] if k < len(sims) else np.arange(len(sims))
+    rows = rows[np.lexsort((rows, -sims[rows]))]
+    return rows, sims[rows]
 
 Progress = Callable[[int, int, str], None]
 """``progress(done, total, what)``: called as chunks are embedded."""
@@ -445,6 +457,7 @@ class ChromaIndex:
         self._records: list[Chunk] | None = None
         self._units: dict[str, list[tuple[Unit, np.ndarray]]] = {}
         self._unit_map: dict[str, Unit] | None = None
+        self._exact: tuple[list[Unit], np.ndarray] | None = None  # small indexes: every unit's vector
         self._records_lock = threading.Lock()
 
     @staticmethod
@@ -500,6 +513,11 @@ class ChromaIndex:
         distances only, without a filter, for more neighbours than needed; the sentences among
         them (kept in memory once read) are the answer. Passages' vectors sit among them.
         """
+        exact = self._exact
+        if exact is not None:  # a small index, read whole by unit_vectors(): exact and in memory
+            table, vectors = exact
+            rows, sims = exact_nearest(vectors, vector, max(1, k))
+            return [(table[r], float(v)) for r, v in zip(rows, sims)]
         units = self._unit_table()
         if not units:
             return []
@@ -545,6 +563,11 @@ class ChromaIndex:
         ids = np.array(got["ids"])
         vectors = np.asarray(got["embeddings"], dtype=np.float32).reshape(len(ids), -1 if len(ids) else 0)
         groups = np.array([m["source"] for m in got["metadatas"]])
+        # Only an embedded store: a Chroma server's collection is asked every time (it is what the
+        # workers share, and a question while it is away must fail as such, with 503).
+        if self._client is not None and 0 < len(ids) <= EXACT_SEARCH_MAX_UNITS:
+            table = self._unit_table()
+            self._exact = ([table[i] for i in got["ids"]], np.ascontiguousarray(vectors))
         return ids, vectors, groups
 
     def units_of(self, chunk_id: str) -> list[tuple[Unit, np.ndarray]]:
