@@ -21,12 +21,10 @@ import hmac
 import atexit
 import json
 import logging
-import queue
 import re
 import secrets
 import sqlite3
 import threading
-import time
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field

@@ -118,9 +118,9 @@ def export(model_dir: Path, target: Path) -> Path:
     return target
 
 
-def ensure_onnx(model_dir: Path) -> Path:
-    """The cached ONNX file for ``model_dir``, exported now if it is not there yet."""
-    path = onnx_path(model_dir)
+def made_once(path: Path, make: Any) -> Path:
+    """``path``, made by ``make(path)`` first if it is not there: once, under a file lock, so that
+    processes starting together wait for one another instead of all making it."""
     if path.exists():
         return path
     from filelock import FileLock, Timeout
@@ -133,10 +133,15 @@ def ensure_onnx(model_dir: Path) -> Path:
         raise ExportUnavailable(f"the model cache {path.parent} cannot be used ({exc})") from None
     try:
         if not path.exists():
-            export(model_dir, path)
+            make(path)
     finally:
         lock.release()
     return path
+
+
+def ensure_onnx(model_dir: Path) -> Path:
+    """The cached ONNX file for ``model_dir``, exported now if it is not there yet."""
+    return made_once(onnx_path(model_dir), lambda target: export(model_dir, target))
 
 
 def _max_seq_length(model_dir: Path) -> int:

@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from assistant.onnx_encoder import ExportUnavailable, ensure_onnx
+from assistant.onnx_encoder import ExportUnavailable, ensure_onnx, made_once
 
 VARIANT = "int8-smooth-2"  # bump when the recipe changes: the cached file is then made again
 ALPHA = 0.65  # measured: 0.6-0.7 keep the worst cosine above 0.99; 0.5 and 0.8 do not
@@ -117,22 +117,7 @@ def variant_path(model_dir: Path) -> Path:
 
 def ensure_int8(model_dir: Path) -> Path:
     """The cached int8 variant for ``model_dir``, made (and verified) now if it is not there yet."""
-    path = variant_path(model_dir)
-    if path.exists():
-        return path
-    from filelock import FileLock, Timeout
-
-    try:
-        lock = FileLock(str(path) + ".lock")
-        lock.acquire(timeout=300)
-    except (OSError, Timeout) as exc:
-        raise ExportUnavailable(f"the model cache {path.parent} cannot be used ({exc})") from None
-    try:
-        if not path.exists():
-            make_int8(model_dir, ensure_onnx(model_dir), path)
-    finally:
-        lock.release()
-    return path
+    return made_once(variant_path(model_dir), lambda target: make_int8(model_dir, ensure_onnx(model_dir), target))
 
 
 def _constant_matmuls(model: Any) -> list[Any]:

@@ -33,16 +33,20 @@ Patellar tendinopathy is a stubborn knee tendon condition, but with patient load
 NOTE = "A plain note without headings. Ice can ease a sore knee after training.\n"
 
 
-@pytest.fixture(scope="module")
-def retriever(tmp_path_factory, embeddings):
-    root = tmp_path_factory.mktemp("framing")
-    corpus = write_corpus(root / "corpus", {"guide.txt": ("knee-guide", GUIDE), "note.txt": ("plain-note", NOTE)})
-    build_index(root / "data", corpus, embeddings)
+def _retriever_over(root, embeddings, docs):
+    """A warmed retriever over a fresh index of ``docs`` (file name -> (doc id, text)) under ``root``."""
+    build_index(root / "data", write_corpus(root / "corpus", docs), embeddings)
     index = ChromaIndex(root / "data")
     r = HybridRetriever(index)
     r.warm_up()
     yield r
     index.close()
+
+
+@pytest.fixture(scope="module")
+def retriever(tmp_path_factory, embeddings):
+    docs = {"guide.txt": ("knee-guide", GUIDE), "note.txt": ("plain-note", NOTE)}
+    yield from _retriever_over(tmp_path_factory.mktemp("framing"), embeddings, docs)
 
 
 def _ask(retriever, embeddings, question):
@@ -119,14 +123,7 @@ Choose shoes with a small heel drop. Avoid flat sandals in the first weeks.
 
 @pytest.fixture(scope="module")
 def achilles(tmp_path_factory, embeddings):
-    root = tmp_path_factory.mktemp("lexical")
-    corpus = write_corpus(root / "corpus", {"achilles.txt": ("achilles", ACHILLES)})
-    build_index(root / "data", corpus, embeddings)
-    index = ChromaIndex(root / "data")
-    r = HybridRetriever(index)
-    r.warm_up()
-    yield r
-    index.close()
+    yield from _retriever_over(tmp_path_factory.mktemp("lexical"), embeddings, {"achilles.txt": ("achilles", ACHILLES)})
 
 
 @pytest.mark.parametrize(
