@@ -44,6 +44,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -330,6 +331,19 @@ def forget(assistant: Any) -> None:
         recent.clear()
 
 
+def warm_passes(assistant: Any, passes: int) -> Iterator[tuple[float, Any]]:
+    """``(milliseconds, answer)`` for each of the fixed questions, ``passes`` times, each pass
+    shuffled (the same orders every run) and started with the caches forgotten."""
+    for p in range(passes):
+        forget(assistant)
+        order = list(QUESTIONS)
+        random.Random(p).shuffle(order)
+        for q, _ in order:
+            t = time.perf_counter()
+            answer = assistant.ask(q)
+            yield ms(time.perf_counter() - t), answer
+
+
 def bench_project(work: Path, passes: int, figures: dict[str, Any], emb: Any) -> dict[str, Any]:
     from assistant.index import build_index
     from assistant.settings import Settings
@@ -347,19 +361,12 @@ def bench_project(work: Path, passes: int, figures: dict[str, Any], emb: Any) ->
         by_status: dict[str, list[float]] = {}
         stages: dict[str, list[float]] = {}
         bg = Background()
-        for p in range(passes):
-            forget(assistant)
-            order = list(QUESTIONS)
-            random.Random(p).shuffle(order)
-            for q, _ in order:
-                t = time.perf_counter()
-                answer = assistant.ask(q)
-                elapsed = ms(time.perf_counter() - t)
-                wall.append(elapsed)
-                by_status.setdefault(answer.status.value, []).append(elapsed)
-                if answer.status.value == "answered":
-                    for k, v in answer.timings.items():
-                        stages.setdefault(k, []).append(v)
+        for elapsed, answer in warm_passes(assistant, passes):
+            wall.append(elapsed)
+            by_status.setdefault(answer.status.value, []).append(elapsed)
+            if answer.status.value == "answered":
+                for k, v in answer.timings.items():
+                    stages.setdefault(k, []).append(v)
         warm_bg = bg.cores()
 
         log("assistant: floor (encode + raw Chroma query)")
@@ -725,15 +732,7 @@ def scale_worker(passes: int) -> int:
     for q, _ in QUESTIONS:
         a.ask(q)
     bg = Background()
-    wall = []
-    for p in range(passes):
-        forget(a)
-        order = list(QUESTIONS)
-        random.Random(p).shuffle(order)
-        for q, _ in order:
-            t = time.perf_counter()
-            a.ask(q)
-            wall.append(ms(time.perf_counter() - t))
+    wall = [elapsed for elapsed, _ in warm_passes(a, passes)]
     print(json.dumps({"imports_s": round(t1 - t0, 2), "load_s": round(t2 - t1, 2), "latency_ms": summary(wall),
                       "rss_after_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                       "background_cores": bg.cores()}))
