@@ -68,6 +68,15 @@ SCHEMA: dict[str, Any] = {
             "description": "DOCID#SECTIONID of the sections that answer it; citing any one of them counts.",
             "items": {"type": "string", "pattern": "^[^#\\s]+#[^#\\s]+$"},
         },
+        "expected_missing": {
+            "type": "array",
+            "minItems": 1,
+            "description": (
+                "For a question the sources don't cover: words naming what they lack (e.g. 'shockwave'); "
+                "the not-covered reply must name one of them, case-insensitive."
+            ),
+            "items": {"type": "string", "minLength": 1},
+        },
         "must_include": {
             "type": "array",
             "description": "Phrases the reply (without the notice) must contain, case-insensitive.",
@@ -124,6 +133,7 @@ class Case:
     line: int
     history: list[dict[str, str]] = field(default_factory=list)
     expected_sources: list[str] = field(default_factory=list)
+    expected_missing: list[str] = field(default_factory=list)
     must_include: list[str] = field(default_factory=list)
     must_not_include: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
