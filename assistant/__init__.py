@@ -9,7 +9,7 @@ Importing the package is cheap: the model, Chroma and LangChain load when an
 """
 
 from assistant.answer import SAFETY_NOTICE, Answer, Citation, Status, Triage
-from assistant.chain import Assistant
+from assistant.pipeline.assistant import Assistant
 from assistant.errors import (
     AssistantError,
     CorpusError,

@@ -62,7 +62,7 @@ def _main(
 
 
 def _assistant() -> Any:
-    from assistant.chain import Assistant
+    from assistant.pipeline.assistant import Assistant
 
     return Assistant.from_settings(notify=_err)
 
@@ -87,7 +87,7 @@ def ask(
     json_: Annotated[bool, typer.Option("--json", help="Print the whole answer as JSON.")] = False,
 ) -> None:
     """Answer one question, with its sources and the safety notice."""
-    from assistant.chain import validate_question
+    from assistant.pipeline.assistant import validate_question
     from assistant.settings import get_settings
 
     validate_question(question, get_settings().max_question_chars)  # before loading anything heavy
@@ -131,8 +131,8 @@ def index(
     ] = False,
 ) -> None:
     """Build or update the search index from the corpus folder (only changed passages are embedded)."""
-    from assistant.chain import ensure_index
-    from assistant.embeddings import MiniLMEmbeddings
+    from assistant.pipeline.assistant import ensure_index
+    from assistant.embed.minilm import MiniLMEmbeddings
     from assistant.settings import get_settings
 
     settings = get_settings()
@@ -156,7 +156,7 @@ def index(
 def sources() -> None:
     """List the documents and sections in the index."""
     from assistant.errors import IndexMissing
-    from assistant.index import ChromaIndex, read_meta
+    from assistant.index.embedded import ChromaIndex, read_meta
     from assistant.settings import get_settings
 
     settings = get_settings()

@@ -285,8 +285,8 @@ def make_build_corpus(target: Path, copies: int) -> tuple[Path, list[tuple[str, 
 
 
 def load_project() -> tuple[dict[str, Any], Any]:
-    from assistant.embeddings import MiniLMEmbeddings, default_backend
-    from assistant.onnx_encoder import onnx_path
+    from assistant.embed.minilm import MiniLMEmbeddings, default_backend
+    from assistant.embed.onnx_export import onnx_path
     from assistant.settings import Settings
 
     settings = Settings(data_dir=Path(tempfile.gettempdir()) / "pht-bench-unused")
@@ -311,7 +311,7 @@ def load_project() -> tuple[dict[str, Any], Any]:
 
 
 def project_build(work: Path, emb: Any, build_corpus: Path, i: int) -> tuple[float, Any]:
-    from assistant.index import build_index
+    from assistant.index.embedded import build_index
 
     target = work / f"project-build-{i}"
     t = time.perf_counter()
@@ -345,7 +345,7 @@ def warm_passes(assistant: Any, passes: int) -> Iterator[tuple[float, Any]]:
 
 
 def bench_project(work: Path, passes: int, figures: dict[str, Any], emb: Any) -> dict[str, Any]:
-    from assistant.index import build_index
+    from assistant.index.embedded import build_index
     from assistant.settings import Settings
 
     index_dir = work / "project-index"
@@ -480,7 +480,7 @@ def bench_naive(work: Path, passes: int, figures: dict[str, Any], emb: Any) -> d
     import chromadb
     import naive
 
-    from assistant.corpus import load_corpus
+    from assistant.corpus.parse import load_corpus
 
     doc = load_corpus(CORPUS).documents[0]
     index_dir = work / "naive-index"
@@ -691,7 +691,7 @@ def folder_mb(path: Path) -> float:
 def bench_scale(sizes: list[int], emb: Any, passes: int, fresh: bool) -> list[dict[str, Any]]:
     import synthetic
 
-    from assistant.index import build_index, read_meta
+    from assistant.index.embedded import build_index, read_meta
 
     out = []
     for n in sizes:
@@ -869,7 +869,7 @@ def build_report(r: dict[str, Any]) -> tuple[str, dict[str, Any]]:
 
 
 def only_scale(sizes: list[int], passes: int, fresh: bool) -> int:
-    from assistant.embeddings import MiniLMEmbeddings
+    from assistant.embed.minilm import MiniLMEmbeddings
 
     emb = MiniLMEmbeddings()
     bg = Background()
@@ -925,7 +925,7 @@ def only_api(per_client: int, repeat: int) -> int:
     """The API phase alone (``--only-api``): build the index, then ``repeat`` rounds, each with the
     encoder's single-query rate and a fresh server at 16 clients; one JSON object per round, then
     the medians."""
-    from assistant.index import build_index
+    from assistant.index.embedded import build_index
 
     os.environ["HF_HUB_OFFLINE"] = "1"
     _, emb = load_project()
@@ -943,7 +943,7 @@ def only_api(per_client: int, repeat: int) -> int:
 def encoder_agreement(emb: Any, naive_emb: Any) -> dict[str, Any]:
     """How close the index encoder's vectors are to sentence-transformers' (the naive stack's
     model) on the fixed check set the tests use: the issue's condition for a faster encoder."""
-    from assistant.encoder_check import check_set, cosines
+    from assistant.embed.check import check_set, cosines
 
     texts = check_set((CORPUS / "pht_podcast_qa.txt").read_text(encoding="utf-8"))
     agree = cosines(emb.embed_for_index(texts), naive_emb.embed_documents(texts))

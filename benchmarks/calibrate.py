@@ -63,7 +63,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from assistant import Assistant, Settings
-    from assistant.chain import Turn
+    from assistant.pipeline.assistant import Turn
 
     tmp = tempfile.mkdtemp(prefix="pht-calibrate-")
     assistant = Assistant.from_settings(Settings(data_dir=Path(tmp)), progress=False, notify=lambda m: None)

@@ -23,9 +23,9 @@ FLOOR = 0.60  # below this, two sentences are not "very similar" for this model
 
 
 def main() -> None:
-    from assistant.chain import TOPIC_EXEMPLARS
-    from assistant.embeddings import MiniLMEmbeddings
-    from assistant.safety import ExemplarTriage
+    from assistant.pipeline.assistant import TOPIC_EXEMPLARS
+    from assistant.embed.minilm import MiniLMEmbeddings
+    from assistant.safety.triage import ExemplarTriage
     from assistant.settings import Settings
 
     settings = Settings()

@@ -25,7 +25,7 @@ def _private_data_dir(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def embeddings():
     """The real all-MiniLM-L6-v2, loaded once for the session."""
-    from assistant.embeddings import MiniLMEmbeddings
+    from assistant.embed.minilm import MiniLMEmbeddings
 
     emb = MiniLMEmbeddings()
     emb.warm_up()
@@ -35,7 +35,7 @@ def embeddings():
 @pytest.fixture(scope="session")
 def built_data_dir(tmp_path_factory, embeddings) -> Path:
     """A data folder holding an index of the project's corpus, built once."""
-    from assistant.index import build_index
+    from assistant.index.embedded import build_index
 
     data_dir = tmp_path_factory.mktemp("built-index")
     build_index(data_dir, ROOT / "corpus", embeddings)

@@ -96,7 +96,7 @@ def test_citations_quote_the_source_exactly(assistant):
 
 
 def test_answered_text_is_only_quotes_and_one_framing_line(assistant):
-    from assistant.compose import FRAMING_LINE
+    from assistant.compose.extractive import FRAMING_LINE
 
     answer = assistant.ask("How should I build up my long runs before a marathon with PHT?")
     body = answer.body
@@ -200,8 +200,8 @@ def test_bad_history_is_refused(assistant, history):
 
 
 def test_grounding_withholds_a_reply_its_sources_do_not_support(assistant):
-    from assistant.compose import Draft
-    from assistant.grounding import check
+    from assistant.compose.extractive import Draft
+    from assistant.grounding.support import check
 
     answer = assistant.ask("Which exercises can I do to build muscle with PHT?")
     c = answer.citations[0]

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from assistant import Assistant, Settings
-from assistant.clinics import AuditWriter, ClinicRegistry
+from assistant.clinics.registry import AuditWriter, ClinicRegistry
 
 pytestmark = pytest.mark.integration
 

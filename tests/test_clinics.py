@@ -8,8 +8,8 @@ import time
 import pytest
 from api_server import pdf_bytes
 
-from assistant.clinics import ClinicRegistry
-from assistant.documents import extract_text, parse_upload
+from assistant.clinics.registry import ClinicRegistry
+from assistant.clinics.documents import extract_text, parse_upload
 from assistant.errors import ClinicError, DocumentRejected, RateLimited, RequestTimedOut
 
 

@@ -21,7 +21,7 @@ def test_a_definition_question_quotes_a_defining_sentence(assistant, question):
 
 
 def test_a_question_with_specific_words_is_not_treated_as_a_definition(assistant):
-    from assistant.compose import _ASKS_DEFINITION
+    from assistant.compose.extractive import _ASKS_DEFINITION
 
     question = "What are the best exercises for building muscle with PHT?"
     assert _ASKS_DEFINITION.search(question)  # it reads like one...

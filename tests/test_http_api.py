@@ -17,7 +17,7 @@ import pytest
 from api_server import pdf_bytes, serve
 
 from assistant import SAFETY_NOTICE
-from assistant.clinics import ClinicRegistry
+from assistant.clinics.registry import ClinicRegistry
 
 pytestmark = [pytest.mark.integration, pytest.mark.server]
 

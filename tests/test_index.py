@@ -13,7 +13,7 @@ from conftest import ROOT, write_corpus
 
 from assistant import Assistant, Settings
 from assistant.errors import IndexBusy, IndexDamaged, IndexMissing
-from assistant.index import ChromaIndex, build_index, read_meta, writer_lock
+from assistant.index.embedded import ChromaIndex, build_index, read_meta, writer_lock
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ class CountingEmbeddings:
 
 
 def _records_of(corpus_dir, doc_id):
-    from assistant.corpus import chunk_units, load_corpus
+    from assistant.corpus.parse import chunk_units, load_corpus
 
     doc = next(d for d in load_corpus(corpus_dir).documents if d.id == doc_id)
     return sum(1 + len(chunk_units(c)) for c in doc.chunks())
@@ -131,7 +131,7 @@ def test_a_second_writer_is_told_the_index_is_busy(tmp_path, embeddings):
 def test_the_lock_holds_across_processes(tmp_path):
     data = tmp_path / "data"
     code = (
-        "import sys,time; from pathlib import Path; from assistant.index import writer_lock\n"
+        "import sys,time; from pathlib import Path; from assistant.index.embedded import writer_lock\n"
         "with writer_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(30)\n"
     )
     holder = subprocess.Popen([sys.executable, "-c", code, str(data)], stdout=subprocess.PIPE, text=True)
@@ -255,8 +255,8 @@ def test_readers_say_when_the_corpus_moved_on(tmp_path, embeddings):
 
 
 def test_small_indexes_are_searched_exactly_in_memory_with_chromas_answers(built_data_dir, embeddings, monkeypatch):
-    from assistant import index as index_mod
-    from assistant.index import ChromaIndex
+    from assistant.index import embedded as index_mod
+    from assistant.index.embedded import ChromaIndex
 
     questions = [
         "Can running be part of my rehab?",

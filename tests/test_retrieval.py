@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from conftest import write_corpus
 
-from assistant.index import ChromaIndex, build_index
-from assistant.retrieval import HybridRetriever
+from assistant.index.embedded import ChromaIndex, build_index
+from assistant.retrieval.hybrid import HybridRetriever
 
 # A care guide in the shape clinics upload: a title, an introduction that lists every part, numbered
 # parts, and a closing paragraph (set apart by two blank lines) that restates them all.
@@ -157,7 +157,7 @@ def test_real_words_the_index_does_not_use_are_not_turned_into_words_it_does(ach
 
 
 def test_word_families_and_clippings_agree_in_documents_and_questions():
-    from assistant.retrieval import terms
+    from assistant.retrieval.hybrid import terms
 
     assert terms("runner") == terms("running") == terms("runs")
     assert terms("rehab") == terms("rehabbing") == terms("rehabilitation")
@@ -168,7 +168,7 @@ def test_word_families_and_clippings_agree_in_documents_and_questions():
 
 
 def test_edit_distance_allowed_grows_with_the_word():
-    from assistant.lexical import doubling_slip, max_edits, osa
+    from assistant.retrieval.lexical import doubling_slip, max_edits, osa
 
     assert [max_edits(n) for n in (3, 4, 7, 8, 12)] == [0, 1, 1, 2, 2]
     assert osa("wiht", "with") == 1  # a swap is one edit

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from api_server import chroma_server, serve
 
-from assistant.clinics import ClinicRegistry
+from assistant.clinics.registry import ClinicRegistry
 
 pytestmark = [pytest.mark.integration, pytest.mark.server]
 

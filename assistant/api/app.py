@@ -120,7 +120,7 @@ def create_app(settings: Settings | None = None, assistant: Any = None) -> FastA
             level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
         if app.state.assistant is None:
-            from assistant.chain import Assistant
+            from assistant.pipeline.assistant import Assistant
 
             def load():
                 a = Assistant.from_settings(settings, notify=log.info, progress=False)

@@ -16,8 +16,8 @@ key_app = typer.Typer(help="API keys of clinics (shown once, stored only as a ha
 
 
 def _registry():
-    from assistant.clinics import ClinicRegistry
-    from assistant.index import check_data_dir
+    from assistant.clinics.registry import ClinicRegistry
+    from assistant.index.embedded import check_data_dir
     from assistant.settings import get_settings
 
     settings = get_settings()
@@ -44,7 +44,7 @@ def serve(
         )
     if settings.chroma_url:
         from assistant.errors import StoreUnavailable
-        from assistant.store import Store
+        from assistant.index.store import Store
 
         if not Store(url=settings.chroma_url).heartbeat():
             raise StoreUnavailable(
@@ -52,7 +52,7 @@ def serve(
                 "`chroma run --path DIR --host 127.0.0.1 --port N`, or unset PHT_CHROMA_URL to use the embedded store."
             )
     else:
-        from assistant.store import Store
+        from assistant.index.store import Store
 
         store = Store.from_settings(settings)
         store.claim()  # a second server on the same data folder is told so now, not at its first upload

@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from assistant.clinics import Clinic
+from assistant.clinics.registry import Clinic
 from assistant.errors import NotAllowed, NotAuthenticated, RateLimited, RequestTimedOut
 from assistant.settings import Settings
 

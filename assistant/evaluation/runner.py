@@ -25,7 +25,7 @@ from assistant.answer import SAFETY_NOTICE
 from assistant.errors import AssistantError
 from assistant.evaluation.suite import Case, Suite
 
-FRAMING_LINES = ("Here is what my sources say, quoted as written:",)  # assistant.compose.FRAMING_LINE
+FRAMING_LINES = ("Here is what my sources say, quoted as written:",)  # assistant.compose.extractive.FRAMING_LINE
 _MARKER = re.compile(r"\s*\[(\d+)\]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _SPACE = re.compile(r"\s+")
@@ -52,7 +52,7 @@ class LocalTarget:
 
     @classmethod
     def from_settings(cls, notify: Callable[[str], None] | None = None) -> "LocalTarget":
-        from assistant.chain import Assistant
+        from assistant.pipeline.assistant import Assistant
 
         return cls(Assistant.from_settings(notify=notify))
 

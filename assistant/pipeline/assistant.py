@@ -84,8 +84,8 @@ class Assistant:
     """
 
     def __init__(self, settings: Settings, *, embeddings: Any, index: Any, composer: Any = None) -> None:
-        from assistant.compose import ExtractiveComposer
-        from assistant.retrieval import HybridRetriever, RelevanceModel
+        from assistant.compose.extractive import ExtractiveComposer
+        from assistant.retrieval.hybrid import HybridRetriever, RelevanceModel
 
         self.settings = settings
         self.embeddings = embeddings
@@ -103,7 +103,7 @@ class Assistant:
             min_relevance=settings.relevance_threshold,
         )
         self._exemplars: Any = None
-        self._safety_exemplars: Any = None  # assistant.safety.ExemplarTriage, built in warm_up()
+        self._safety_exemplars: Any = None  # assistant.safety.triage.ExemplarTriage, built in warm_up()
         self._warm = threading.Lock()
         self._chain = self._build_chain()
 
@@ -124,14 +124,14 @@ class Assistant:
         ``progress`` shows a progress bar on standard error while a first index is built (default:
         when standard error is a terminal). ``notify`` receives sentences for the person waiting.
         """
-        from assistant.embeddings import MiniLMEmbeddings
-        from assistant.index import ChromaIndex, read_meta
+        from assistant.embed.minilm import MiniLMEmbeddings
+        from assistant.index.embedded import ChromaIndex, read_meta
 
         settings = settings or get_settings()
         embeddings = embeddings or MiniLMEmbeddings(batch_size=settings.embedding_batch_size)
         say = notify or (lambda msg: print(msg, file=sys.stderr))
         if settings.chroma_url:  # a shared Chroma server: read only; `pht-assistant index` publishes to it
-            from assistant.store import open_server_index
+            from assistant.index.store import open_server_index
 
             return cls(settings, embeddings=embeddings, index=open_server_index(settings), composer=composer)
         meta = read_meta(settings.data_dir)
@@ -153,7 +153,7 @@ class Assistant:
 
                 self.embeddings.warm_up()
                 self.retriever.warm_up()
-                from assistant.safety import ExemplarTriage
+                from assistant.safety.triage import ExemplarTriage
 
                 self._safety_exemplars = ExemplarTriage(self.embeddings.embed_documents)
                 self._exemplars = np.asarray(self.embeddings.embed_documents(list(TOPIC_EXEMPLARS)))
@@ -213,10 +213,10 @@ class Assistant:
 
     @property
     def library(self) -> Any:
-        """Clinics' documents and audit trail (:class:`assistant.documents.ClinicLibrary`), opened on first use."""
+        """Clinics' documents and audit trail (:class:`assistant.clinics.documents.ClinicLibrary`), opened on first use."""
         library = self.__dict__.get("_library")
         if library is None:
-            from assistant.documents import ClinicLibrary
+            from assistant.clinics.documents import ClinicLibrary
 
             with self._warm:
                 library = self.__dict__.get("_library") or ClinicLibrary(self.settings, self.embeddings, index=self.index)
@@ -299,7 +299,7 @@ class Assistant:
     def _triage(self, turn: Turn) -> Turn:
         import numpy as np
 
-        from assistant.safety import (
+        from assistant.safety.triage import (
             activity_words,
             on_topic_words,
             other_body_part,
@@ -363,7 +363,7 @@ class Assistant:
 
     def _exemplar_triage(self, turn: Turn) -> Triage | None:
         """Red-flag exemplars (question, then earlier user turns), then clinician-only exemplars."""
-        from assistant.safety import mentions_any_symptom
+        from assistant.safety.triage import mentions_any_symptom
 
         exemplars = self._safety_exemplars
         threshold = self.settings.urgent_exemplar_similarity
@@ -389,7 +389,7 @@ class Assistant:
         )
 
     def _routed(self, turn: Turn) -> Turn:
-        from assistant.safety import out_of_scope_reply, urgent_reply
+        from assistant.safety.triage import out_of_scope_reply, urgent_reply
 
         if turn.triage.decision == "urgent":
             turn.answer = Answer(
@@ -433,8 +433,8 @@ class Assistant:
         return turn
 
     def _ground(self, turn: Turn) -> Turn:
-        from assistant.grounding import check
-        from assistant.safety import not_covered_reply
+        from assistant.grounding.support import check
+        from assistant.safety.triage import not_covered_reply
 
         t = time.perf_counter()
         draft = turn.draft
@@ -514,7 +514,7 @@ def _retrieved(rank: int, p: Any) -> RetrievedPassage:
 
 def _hint_if_corpus_changed(settings: Settings, indexed_version: str, say: Callable[[str], None]) -> None:
     """Readers answer from the index as built; say so when the corpus folder has moved on."""
-    from assistant.corpus import load_corpus
+    from assistant.corpus.parse import load_corpus
     from assistant.errors import CorpusError
 
     try:
@@ -561,9 +561,9 @@ def ensure_index(
 ) -> Any:
     """Build or update the index, with a progress bar; waits for a build another process runs.
 
-    Returns the :class:`~assistant.index.BuildReport`, or ``None`` when another process built it.
+    Returns the :class:`~assistant.index.embedded.BuildReport`, or ``None`` when another process built it.
     """
-    from assistant.index import build_index, read_meta
+    from assistant.index.embedded import build_index, read_meta
 
     say = notify or (lambda msg: print(msg, file=sys.stderr))
     show = sys.stderr.isatty() if progress is None else progress
@@ -595,7 +595,7 @@ def ensure_index(
                 notify=say,
             )
             if settings.chroma_url:
-                from assistant.store import publish_index
+                from assistant.index.store import publish_index
 
                 publish_index(settings, notify=say)
             return report

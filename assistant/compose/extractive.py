@@ -6,9 +6,9 @@ the passage that best answers the question. Nothing in the reply's substance is 
 own words: the only added text is one framing line.
 
 Composers are swappable: anything with ``compose(question, passages) -> Draft`` fits, and the
-grounding check (:mod:`assistant.grounding`) runs on whatever it returns.
+grounding check (:mod:`assistant.grounding.support`) runs on whatever it returns.
 
->>> from assistant.compose import ExtractiveComposer, Draft
+>>> from assistant.compose.extractive import ExtractiveComposer, Draft
 >>> ExtractiveComposer().compose("anything", []).citations
 []
 """
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from assistant.answer import Citation
-from assistant.corpus import Unit
-from assistant.retrieval import Passage, content_terms, terms
+from assistant.corpus.parse import Unit
+from assistant.retrieval.hybrid import Passage, content_terms, terms
 
 FRAMING_LINE = "Here is what my sources say, quoted as written:"
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\r?\n")

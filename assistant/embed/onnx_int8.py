@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from assistant.onnx_encoder import ExportUnavailable, ensure_onnx, made_once
+from assistant.embed.onnx_export import ExportUnavailable, ensure_onnx, made_once
 
 VARIANT = "int8-smooth-2"  # bump when the recipe changes: the cached file is then made again
 ALPHA = 0.65  # measured: 0.6-0.7 keep the worst cosine above 0.99; 0.5 and 0.8 do not
@@ -196,7 +196,7 @@ def smooth(model_dir: Path, fp32: Path, alpha: float = ALPHA) -> Any:
 
 def agreement(model_dir: Path, fp32: Path, candidate: Path, texts: list[str]) -> float:
     """The lowest cosine between the two models' vectors for ``texts`` (each text alone)."""
-    from assistant.onnx_encoder import OnnxEncoder
+    from assistant.embed.onnx_export import OnnxEncoder
 
     ref = OnnxEncoder(model_dir, fp32, threads=1, workers=1).encode(texts, batch_size=1)
     got = OnnxEncoder(model_dir, candidate, threads=1, workers=1).encode(texts, batch_size=1)

@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from assistant.corpus import Chunk, Unit
+from assistant.corpus.parse import Chunk, Unit
 from assistant.errors import AssistantError, StoreUnavailable
 
 
@@ -149,7 +149,7 @@ class CollectionIndex:
     """
 
     def __init__(self, collection: Any, *, order: list[str] | None = None) -> None:
-        from assistant.index import chunk_from_record, unit_from_record
+        from assistant.index.embedded import chunk_from_record, unit_from_record
 
         self._collection = collection
         with guarded():
@@ -187,7 +187,7 @@ class CollectionIndex:
         return self._units.get(chunk_id, [])
 
     def query_units(self, vector: list[float], k: int) -> list[tuple[Unit, float]]:
-        from assistant.index import unit_from_record
+        from assistant.index.embedded import unit_from_record
 
         k = max(1, min(k, len(self._unit_ids)))
         if len(self._unit_ids) == 0:
@@ -240,7 +240,7 @@ def open_server_index(settings: Any) -> Any:
     """The shared corpus index on the Chroma server at ``settings.chroma_url`` (read only)."""
     import json
 
-    from assistant.index import ChromaIndex, IndexMeta
+    from assistant.index.embedded import ChromaIndex, IndexMeta
 
     store = Store(url=settings.chroma_url)
     client = store.client()
@@ -283,7 +283,7 @@ def publish_index(settings: Any, notify: Any = None) -> tuple[int, int]:
     import json
     from dataclasses import asdict
 
-    from assistant.index import _client, read_meta
+    from assistant.index.embedded import _client, read_meta
 
     say = notify or (lambda _msg: None)
     meta = read_meta(Path(settings.data_dir))

@@ -11,7 +11,7 @@ Encoding is what sentence-transformers does for this model: word pieces truncate
 ``max_seq_length`` (256), mean pooling over the attention mask, then L2 normalisation.
 ``tests/test_embeddings.py`` checks the two agree to cosine 0.99 or better on a fixed set.
 
->>> from assistant.onnx_encoder import cache_dir
+>>> from assistant.embed.onnx_export import cache_dir
 >>> cache_dir().name
 'pht-assistant'
 """

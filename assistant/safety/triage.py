@@ -8,7 +8,7 @@ is negated ("no numbness"), resolved ("I had numbness last year, it's gone") or 
 rules") are cut out before negation is read, so they cannot switch a flag off. docs/safety.md
 lists the flags with their clinical sources.
 
->>> from assistant.safety import triage_rules
+>>> from assistant.safety.triage import triage_rules
 >>> triage_rules("I suddenly can't control my bladder and my buttock is numb").decision
 'urgent'
 >>> triage_rules("no numbness, no bladder problems, just a deep ache when I sit").decision

@@ -3,7 +3,7 @@
 Every chunk knows its document, section and the character offsets of its text in the source
 file, so ``source_text[chunk.start:chunk.end] == chunk.text`` always holds.
 
->>> from assistant.corpus import parse_text
+>>> from assistant.corpus.parse import parse_text
 >>> sections = parse_text("Intro line.\\n\\nQ&A 1: Legs\\n\\nAnswer: Squat slowly.\\n")
 >>> [(s.id, s.title) for s in sections]
 [('intro', 'Introduction'), ('qa-1', 'Q&A 1: Legs')]

@@ -6,8 +6,8 @@ marker points at, and each citation's quote must be the source text at its offse
 composers each sentence must carry a marker and most of its specific words must come from the
 cited quotes. A reply that fails is never shown; the caller replaces it with ``not_covered``.
 
->>> from assistant.grounding import check
->>> from assistant.compose import Draft
+>>> from assistant.grounding.support import check
+>>> from assistant.compose.extractive import Draft
 >>> check(Draft(text="Unsupported advice.", citations=[]), lambda *a: None).ok
 False
 """
@@ -18,8 +18,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from assistant.compose import FRAMING_LINE, Draft
-from assistant.retrieval import content_terms
+from assistant.compose.extractive import FRAMING_LINE, Draft
+from assistant.retrieval.hybrid import content_terms
 
 _MARKERS = re.compile(r"\s*\[(\d+)\]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")

@@ -28,8 +28,8 @@ from html.parser import HTMLParser
 from pathlib import PurePath
 from typing import Any
 
-from assistant.clinics import Clinic, ClinicDocument, ClinicRegistry
-from assistant.corpus import (
+from assistant.clinics.registry import Clinic, ClinicDocument, ClinicRegistry
+from assistant.corpus.parse import (
     Document,
     DocumentEntry,
     Section,
@@ -39,7 +39,7 @@ from assistant.corpus import (
 )
 from assistant.errors import DocumentRejected
 
-log = logging.getLogger("assistant.documents")
+log = logging.getLogger("assistant.clinics.documents")
 
 MEDIA_TYPES = {
     ".txt": "text",
@@ -201,7 +201,7 @@ class TenantRetriever:
 
 
 class ClinicLibrary:
-    """Clinic documents and views: owned by :class:`~assistant.chain.Assistant` (``assistant.library``)."""
+    """Clinic documents and views: owned by :class:`~assistant.pipeline.assistant.Assistant` (``assistant.library``)."""
 
     def __init__(
         self,
@@ -212,7 +212,7 @@ class ClinicLibrary:
         registry: ClinicRegistry | None = None,
         store: Any = None,
     ):
-        from assistant.store import Store
+        from assistant.index.store import Store
 
         self.settings = settings
         self.index = index  # the shared corpus index, checked by readiness()
@@ -240,8 +240,8 @@ class ClinicLibrary:
 
     def approve(self, clinic_id: str, doc_id: str, reviewer: str) -> ClinicDocument:
         """Sign the document off and embed its passages into the clinic's collection."""
-        from assistant.index import _records
-        from assistant.store import guarded
+        from assistant.index.embedded import _records
+        from assistant.index.store import guarded
 
         doc = self.registry.document(clinic_id, doc_id)
         records = _records(document_chunks(doc))
@@ -265,7 +265,7 @@ class ClinicLibrary:
         return approved
 
     def delete(self, clinic_id: str, doc_id: str) -> ClinicDocument:
-        from assistant.store import guarded
+        from assistant.index.store import guarded
 
         doc = self.registry.document(clinic_id, doc_id)
         if doc.status == "approved":
@@ -295,7 +295,7 @@ class ClinicLibrary:
     def readiness(self) -> tuple[bool, str]:
         """``(ready, sentence)``: whether the search index and the store answer now."""
         from assistant.errors import AssistantError
-        from assistant.store import guarded
+        from assistant.index.store import guarded
 
         if not self.store.heartbeat():
             return False, "The document store cannot be reached; answers fail with 503 until it returns."
@@ -334,8 +334,8 @@ class ClinicLibrary:
 
     def _entry(self, clinic: Clinic) -> tuple[int, Any, dict[str, str | None]]:
         """The clinic's cached ``(revision, retriever, approvers)``; a new tuple whenever it changes."""
-        from assistant.retrieval import HybridRetriever, RelevanceModel
-        from assistant.store import CollectionIndex
+        from assistant.retrieval.hybrid import HybridRetriever, RelevanceModel
+        from assistant.index.store import CollectionIndex
 
         self._refresh()
         with self._lock:
@@ -388,7 +388,7 @@ class ClinicLibrary:
         return view
 
     def _make_view(self, base: Any, clinic: Clinic, entry: tuple[int, Any, dict[str, str | None]]) -> Any:
-        from assistant.chain import stage
+        from assistant.pipeline.assistant import stage
 
         _, own, approvers = entry
         composer = getattr(base.composer, "name", type(base.composer).__name__)

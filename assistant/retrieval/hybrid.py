@@ -5,14 +5,14 @@ the units, so a passage is found by the sentence that best matches the question,
 score is corrected for hubness: a sentence that resembles everything (an introduction listing
 every topic) is discounted by its mean similarity to its nearest sentences elsewhere in the
 corpus. BM25 scores whole passages on the question's specific words (clippings expanded, word
-families joined, misspellings corrected against the index's own words: assistant.lexical).
+families joined, misspellings corrected against the index's own words: assistant.retrieval.lexical).
 Reciprocal-rank fusion, the two lists weighted alike, orders the passages. Where the lists disagree the fused scores tie; a
 passage of a headed section then comes before its document's framing text (the introduction or
 closing paragraph, which restate every section), and otherwise the more relevant passage first. A
 calibrated relevance (a logistic over the corrected dense score and the share of the question's
 specific words the passage contains) decides whether the best passage answers at all. docs/retrieval.md records how the numbers were chosen.
 
->>> from assistant.retrieval import content_terms
+>>> from assistant.retrieval.hybrid import content_terms
 >>> content_terms("Can I run a marathon with proximal hamstring tendinopathy?")
 ['run', 'marathon']
 """
@@ -30,9 +30,9 @@ from typing import Protocol
 
 import numpy as np
 
-from assistant.corpus import INTRO, OUTRO, Chunk, Unit
-from assistant.index import ChromaIndex
-from assistant.lexical import CLIPPINGS, Speller, expand, family, known_form
+from assistant.corpus.parse import INTRO, OUTRO, Chunk, Unit
+from assistant.index.embedded import ChromaIndex
+from assistant.retrieval.lexical import CLIPPINGS, Speller, expand, family, known_form
 from assistant.settings import CALIBRATED_RELEVANCE
 
 # Words every question and passage in this domain share: they say nothing about *which* passage
@@ -80,7 +80,7 @@ def _words(text: str) -> list[str]:
 
 
 def _stems(words: list[str]) -> list[str]:
-    """Index keys of words: clippings expanded (assistant.lexical), British -ise folded, Snowball
+    """Index keys of words: clippings expanded (assistant.retrieval.lexical), British -ise folded, Snowball
     stems joined into word families ("runner" and "running")."""
     words = [_BRITISH_IZE.sub(r"\1iz\2", expand(w)) for w in words]
     return [family(w) for w in _stemmer().stemWords(words)]
@@ -297,7 +297,7 @@ class HybridRetriever:
 
     def _query_terms(self, text: str) -> list[str]:
         """The specific words of a question, misspellings corrected: first word by word against
-        the words the index uses (assistant.lexical.Speller), then stem by stem."""
+        the words the index uses (assistant.retrieval.lexical.Speller), then stem by stem."""
         return self._spelled(content_terms(" ".join(self._word(w) for w in _words(text))))
 
     @lru_cache(maxsize=8192)  # noqa: B019 - one retriever per index, kept for the process

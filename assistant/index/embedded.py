@@ -10,7 +10,7 @@ A build copies the live generation, applies the changes there (new chunks embedd
 ones deleted, unchanged ones left alone) and only then points ``index.json`` at it with an
 atomic rename. A failed or killed build leaves the previous index in service.
 
->>> from assistant.index import read_meta
+>>> from assistant.index.embedded import read_meta
 >>> read_meta(Path("/nonexistent")) is None
 True
 """
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
-from assistant.corpus import Chunk, Corpus, Unit, chunk_units, load_corpus
+from assistant.corpus.parse import Chunk, Corpus, Unit, chunk_units, load_corpus
 from assistant.errors import DataFolderError, IndexBusy, IndexDamaged, IndexMissing
 
 META_NAME = "index.json"

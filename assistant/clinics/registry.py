@@ -57,7 +57,7 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE INDEX IF NOT EXISTS audit_clinic ON audit (clinic_id, id);
 """
 
-log = logging.getLogger("assistant.clinics")
+log = logging.getLogger("assistant.clinics.registry")
 
 _KEY = re.compile(r"^pht_(sk|pk)_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")
 

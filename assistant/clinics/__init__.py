@@ -1,0 +1,1 @@
+"""Clinics: their registry (keys, documents, approvals, audit) and their own reviewed documents."""

@@ -1,0 +1,1 @@
+"""Composers: turn the passages worth citing into a reply with numbered citations."""

@@ -1,0 +1,1 @@
+"""The pipeline: :class:`~assistant.pipeline.assistant.Assistant` assembled from its stages."""
