@@ -129,3 +129,35 @@ class Answer(BaseModel):
         if text.endswith(self.safety_notice):
             return text[: -len(self.safety_notice)].rstrip()
         return text
+
+
+# -- streaming -------------------------------------------------------------------------------------
+# ``Assistant.stream`` yields these in order: one ``Started`` once the status is decided, ``Delta``
+# pieces whose texts joined are the reply's text (safety notice included), then one ``Done`` with the
+# whole ``Answer``. Surfaces (the page, the API's event stream, the widget, the OpenAI-compatible
+# endpoint) show the pieces as they come and take citations and status from ``Done``.
+
+
+class Started(BaseModel):
+    """The reply's status is decided; its text follows."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: Status
+    id: str
+
+
+class Delta(BaseModel):
+    """A piece of the reply's text, in order."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+
+
+class Done(BaseModel):
+    """The whole reply: its text is the pieces joined."""
+
+    model_config = ConfigDict(frozen=True)
+
+    answer: Answer

@@ -101,9 +101,11 @@ AssistantDep = Annotated[Any, Depends(get_assistant)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-async def bounded(settings: Settings, fn: Callable[[], T]) -> T:
-    """Run blocking work in a thread, failing with 504 after ``api_request_timeout`` seconds."""
+async def bounded(settings: Settings, fn: Callable[[], T], *, deadline: float | None = None) -> T:
+    """Run blocking work in a thread, failing with 504 after ``api_request_timeout`` seconds (or at
+    ``deadline``, a ``time.monotonic()`` value, for work that continues a request already running)."""
+    timeout = settings.api_request_timeout if deadline is None else max(0.0, deadline - time.monotonic())
     try:
-        return await asyncio.wait_for(run_in_threadpool(fn), timeout=settings.api_request_timeout)
+        return await asyncio.wait_for(run_in_threadpool(fn), timeout=timeout)
     except asyncio.TimeoutError:
         raise RequestTimedOut(settings.api_request_timeout) from None

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import sys
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from assistant.answer import Answer, Citation, RetrievedPassage, Status, Triage
+from assistant.answer import Answer, Citation, Delta, Done, RetrievedPassage, Started, Status, Triage
 from assistant.errors import (
     EmptyQuestion,
     IndexBusy,
@@ -243,6 +244,18 @@ class Assistant:
         """
         turn = Turn(question=self._validate(question), history=self._validate_history(history), explain=explain)
         return self._chain.invoke(turn)
+
+    def stream(
+        self, question: str, history: Sequence[Any] | None = None, *, explain: bool = False
+    ) -> Iterator[Started | Delta | Done]:
+        """The reply as it is written: :class:`Started` (status and id), :class:`Delta` pieces of
+        text (joined, they are ``answer.text``, notice included), then :class:`Done` with the whole
+        :class:`Answer`. Bad input raises before the first event, as :meth:`ask` does."""
+        answer = self.ask(question, history, explain=explain)
+        yield Started(status=answer.status, id=answer.id)
+        for piece in text_pieces(answer.text):
+            yield Delta(text=piece)
+        yield Done(answer=answer)
 
     def _validate(self, question: Any) -> str:
         return validate_question(question, self.settings.max_question_chars)
@@ -496,6 +509,15 @@ def stage(fn: Callable[[Any], Any], name: str) -> Any:
     run.__signature__ = _ONE_ARGUMENT  # type: ignore[attr-defined]
     run.__qualname__ = run.__name__ = getattr(fn, "__name__", name)
     return RunnableLambda(run, name=name)
+
+
+def text_pieces(text: str) -> list[str]:
+    """``text`` in the pieces a reader sees arrive: sentences and paragraph breaks (joined, ``text``).
+
+    >>> text_pieces("One. Two?\n\nThree")
+    ['One.', ' Two?', '\n', '\nThree']
+    """
+    return [p for p in re.split(r"(?<=[.!?\n])(?=\s)", text) if p]
 
 
 def _routed_away(turn: Turn) -> bool:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from assistant.answer import Answer
+from assistant.answer import Answer, Delta, Done, Started
 from assistant.api.deps import AnyKey, AssistantDep, SettingsDep, bounded
 from assistant.api.errors import responses
 from assistant.api.models import AskRequest
@@ -48,20 +49,25 @@ async def ask(
     return await _answer(request, body, who, assistant, settings)
 
 
-def _pieces(text: str) -> list[str]:
-    """The reply in pieces a page can show as they arrive: sentences and paragraph breaks."""
-    return [p for p in re.split(r"(?<=[.!?\n])(?=\s)", text) if p]
+def _event(name: str, data: object) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def _events(answer: Answer) -> Iterator[str]:
-    def event(name: str, data: object) -> str:
-        return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-    yield event("status", {"status": answer.status.value, "id": answer.id})
-    for piece in _pieces(answer.text):
-        yield event("text", {"text": piece})
-    yield event("citations", {"citations": [c.model_dump() for c in answer.citations]})
-    yield event("done", answer.model_dump(mode="json"))
+async def _events(request: Request, first: Started, rest: Iterator[Any], settings) -> AsyncIterator[str]:
+    """SSE from the pipeline's stream: ``status``, ``text`` pieces as they are written,
+    ``citations``, then ``done`` with the whole Answer."""
+    yield _event("status", {"status": first.status.value, "id": first.id})
+    deadline = time.monotonic() + settings.api_request_timeout
+    while True:
+        event = await bounded(settings, lambda: next(rest, None), deadline=deadline)
+        if event is None:
+            return
+        if isinstance(event, Delta):
+            yield _event("text", {"text": event.text})
+        elif isinstance(event, Done):
+            request.app.state.metrics.observe_answer(event.answer)
+            yield _event("citations", {"citations": [c.model_dump() for c in event.answer.citations]})
+            yield _event("done", event.answer.model_dump(mode="json"))
 
 
 @router.post(
@@ -69,7 +75,7 @@ def _events(answer: Answer) -> Iterator[str]:
     responses={
         200: {
             "content": {"text/event-stream": {}},
-            "description": "Server-sent events: `status`, then `text` pieces, then `citations`, then `done` with the whole Answer.",
+            "description": "Server-sent events: `status`, then `text` pieces as they are written, then `citations`, then `done` with the whole Answer.",
         },
         **_ERRORS,
     },
@@ -82,7 +88,14 @@ async def ask_stream(
     """The same answer as `/v1/ask`, as events: `status` first, then `text` pieces (joined they are the
     text, ending with the safety notice), then `citations`, then `done` carrying the whole Answer.
     Errors found before the first event are JSON errors, as for `/v1/ask`."""
-    answer = await _answer(request, body, who, assistant, settings)
+    history = [t.model_dump() for t in body.history] if body.history else None
+    explain = body.explain and who.kind == "secret"
+
+    def start() -> tuple[Started, Iterator[Any]]:
+        events = assistant.for_clinic(who.clinic.id).stream(body.question, history, explain=explain)
+        return next(events), events  # bad input raises here, before any event is sent
+
+    first, rest = await bounded(settings, start)
     return StreamingResponse(
-        _events(answer), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        _events(request, first, rest, settings), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
     )
