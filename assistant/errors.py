@@ -59,6 +59,13 @@ class CorpusError(AssistantError):
     """The corpus folder, its manifest or one of its documents cannot be used."""
 
 
+class PolicyInvalid(AssistantError):
+    """A policy file (red flags, clinician-only decisions, scope, vocabulary) breaks its rules; the
+    message names the file, the entry and the field."""
+
+    default_message = "A policy file is invalid; fix it before starting the assistant."
+
+
 class IndexUnavailable(AssistantError):
     """The search index is missing, damaged or busy."""
 

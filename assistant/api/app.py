@@ -136,7 +136,7 @@ def create_app(settings: Settings | None = None, assistant: Any = None) -> FastA
             app.state.assistant.corpus_version,
         )
         yield
-        library = app.state.assistant.__dict__.get("_library")
+        library = app.state.assistant.library_if_open
         if library is not None:  # every answer's audit record is committed before the server stops
             await run_in_threadpool(library.registry.flush_audit)
         if getattr(app.state, "owned", False):
