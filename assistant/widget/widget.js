@@ -651,9 +651,12 @@ details blockquote{margin:4px 0 6px;padding:6px 10px;border-left:3px solid var(-
     };
 
     // Opening, closing, the keyboard, the phone's viewport.
+    // On a phone the panel covers the visual viewport, the part above the on-screen keyboard, so
+    // the question box stays in view; the newest message stays in view as the keyboard opens.
     const fit = () => {
       const vv = window.visualViewport;
-      if (vv) setViewport(`.root{--vvh:${Math.round(vv.height)}px;--vvt:${Math.round(vv.offsetTop)}px}`);
+      if (!vv) return;
+      setViewport(`.root{--vvh:${Math.round(vv.height)}px;--vvt:${Math.round(vv.offsetTop)}px}`);
     };
     const setOpen = (open, focus) => {
       opened = open;
@@ -696,7 +699,10 @@ details blockquote{margin:4px 0 6px;padding:6px 10px;border-left:3px solid var(-
       ask(q);
     });
     if (window.visualViewport) {
-      listen(window.visualViewport, "resize", fit);
+      listen(window.visualViewport, "resize", () => {
+        fit();
+        if (opened) scrollDown();
+      });
       listen(window.visualViewport, "scroll", fit);
     }
 
