@@ -120,3 +120,33 @@ def test_the_script_needs_nothing_a_strict_csp_forbids():
         assert forbidden not in code, forbidden
     assert "adoptedStyleSheets" in code and "attachShadow" in code and "sessionStorage" in code
 
+
+
+def test_readme_widget_commands_run(tmp_path):
+    """The README's widget commands work as written, on a clinic made as its API section says."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Clinics: the widget.*?```bash\n(.*?)```", readme, re.S).group(1)
+    commands = [shlex.split(line.split("  #")[0])[1:] for line in block.splitlines() if line.startswith("pht-assistant ")]
+    assert [c[:2] for c in commands] == [["clinic", "set"], ["key", "create"]]
+    env = {**os.environ, "PHT_DATA_DIR": str(tmp_path / "data")}
+
+    def cli(args):
+        return subprocess.run(
+            [sys.executable, "-m", "assistant.cli", *args], capture_output=True, text=True, timeout=120, env=env
+        )
+
+    assert cli(["clinic", "add", "North Physio"]).returncode == 0
+    outputs = [cli(args) for args in commands]
+    assert all(o.returncode == 0 for o in outputs), [o.stderr for o in outputs]
+    assert "accent: #0b7285" in outputs[0].stdout and outputs[1].stdout.startswith("pht_pk_")
+    clinic = ClinicRegistry(tmp_path / "data" / "clinics.sqlite3").clinic("north-physio")
+    assert clinic.allowed_origins == ("https://www.north-physio.example",) and clinic.accent_color == "#0b7285"
+    bad = cli(["clinic", "set", "north-physio", "--accent-color", "teal"])
+    assert bad.returncode == 2 and "#0b7285" in bad.stderr and "Traceback" not in bad.stderr
