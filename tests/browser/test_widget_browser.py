@@ -726,6 +726,14 @@ def test_tag_attributes_and_init_override_the_clinics_looks(api, site, browser, 
     assert launcher.bounding_box()["x"] > DESKTOP["width"] / 2
     save(page, shots, "desktop-themed-de")
 
+    # A new conversation: only the greeting is left, here and in the tab's storage.
+    page.get_by_role("button", name="Neues Gespräch").click()
+    expect(page.locator("pht-assistant .msg")).to_have_count(1)
+    assert page.evaluate(
+        "() => Object.keys(sessionStorage).filter(k => /^pht-assistant:[0-9a-f]+$/.test(k))"
+        ".map(k => JSON.parse(sessionStorage.getItem(k)).msgs.length)"
+    ) == [0]
+
 
 def test_the_example_page_in_the_docs_works_as_pasted(api, site, browser):
     """docs/widget-example.html with its two placeholders filled in, served as it is (its own
