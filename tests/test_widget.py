@@ -44,6 +44,9 @@ def test_theme_is_checked_kept_and_changed(registry):
     for bad in ("javascript:alert(1)", "north.example/logo.png", 'https://x.example/a"b', "https://x.example/a b"):
         with pytest.raises(ClinicError, match="http"):
             registry.update_clinic("north-physio", logo_url=bad)
+    for bad in ("www.north.example", "https://north.example/contact", "https://north.example?x=1"):
+        with pytest.raises(ClinicError, match="scheme and host"):
+            registry.update_clinic("north-physio", allowed_origins=[bad])
     changed = registry.update_clinic(
         "North Physio", accent_color="", feedback_questions=True, allowed_origins=["https://north.example"]
     )

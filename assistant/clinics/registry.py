@@ -79,6 +79,7 @@ log = logging.getLogger("assistant.clinics.registry")
 _KEY = re.compile(r"^pht_(sk|pk)_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")
 _COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _LOGO_URL = re.compile(r"^https?://[^\s\"'<>()\\]+$")
+_ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
 
 
 def _now() -> str:
@@ -235,7 +236,7 @@ class ClinicRegistry:
                     cid,
                     name,
                     emergency_text.strip(),
-                    json.dumps(list(allowed_origins or [])),
+                    json.dumps(_origins(allowed_origins or [])),
                     _now(),
                     *theme,
                     int(feedback_questions),
@@ -273,7 +274,7 @@ class ClinicRegistry:
                 "feedback_questions = ? WHERE id = ?",
                 (
                     clinic.emergency_text if emergency_text is None else emergency_text.strip(),
-                    json.dumps(list(clinic.allowed_origins if allowed_origins is None else allowed_origins)),
+                    json.dumps(_origins(clinic.allowed_origins if allowed_origins is None else allowed_origins)),
                     accent,
                     logo,
                     int(clinic.feedback_questions if feedback_questions is None else feedback_questions),
@@ -576,6 +577,19 @@ class ClinicRegistry:
             "sources": json.loads(row["sources"]),
             "question": row["question"],
         }
+
+
+def _origins(origins: list[str] | tuple[str, ...]) -> list[str]:
+    """Allowed origins as a browser sends them: scheme and host (and port), no path."""
+    out = []
+    for origin in origins:
+        o = origin.strip().rstrip("/")
+        if not _ORIGIN.match(o):
+            raise ClinicError(
+                f"{origin!r} is not a site's origin; give its scheme and host only, like https://www.north-physio.example."
+            )
+        out.append(o)
+    return out
 
 
 def _theme(accent_color: str, logo_url: str) -> tuple[str, str]:

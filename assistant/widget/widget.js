@@ -713,8 +713,7 @@ details blockquote{margin:4px 0 6px;padding:6px 10px;border-left:3px solid var(-
       launcher.setAttribute("aria-label", `${launcherText.textContent}: ${name}`);
       setTheme(themeCss(opts.accent || opts.accentColor || cfg.accent_color));
       if (cfg.logo_url && opts.logo !== false) {
-        logo.src = cfg.logo_url;
-        logo.alt = cfg.clinic;
+        logo.src = cfg.logo_url; // beside the clinic's name, so it says nothing more: alt=""
         logo.hidden = false;
       }
       input.maxLength = cfg.max_question_chars || 2000;
