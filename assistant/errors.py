@@ -116,6 +116,13 @@ class DocumentRejected(ClinicError):
     default_message = "The document could not be read; upload a .txt, .md, .html or .pdf file with text in it."
 
 
+class UnknownAnswer(ClinicError):
+    default_message = (
+        "There is no answer with that id for this clinic; feedback can only be given on an answer the "
+        "clinic's key received."
+    )
+
+
 class AccessError(AssistantError):
     """A request without the right key or beyond a key's limits."""
 
@@ -170,5 +177,6 @@ __all__ = [
     "RequestTimedOut",
     "RequestTooLarge",
     "StoreUnavailable",
+    "UnknownAnswer",
     "UnknownClinic",
 ]

@@ -34,6 +34,8 @@ LIGHT = [
     "safety.triage",
     "settings",
     "index.embedded",
+    "clinics.registry",
+    "widget",
     "__init__",
 ]
 
