@@ -269,7 +269,7 @@ class Assistant:
             turn.answer is None
             and turn.judgement is not None
             and turn.judgement.answerable
-            and isinstance(self.stages.composer, StreamingComposer)
+            and isinstance(turn.context.composer or self.stages.composer, StreamingComposer)
         )
         if writes:  # a language model's sentences, shown as each passes the grounding check
             shown = ""

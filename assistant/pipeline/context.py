@@ -30,6 +30,7 @@ class Context:
     approvers: Mapping[str, str | None] = field(default_factory=dict)  # document id -> who approved it
     topics: tuple[str, ...] = ()  # what the sources cover, for replies that say so
     corpus_version: str = ""
+    composer: Any = None  # a clinic's own composer (its language-model endpoint); None: the assistant's
     on_answer: Callable[[Answer], None] | None = None  # e.g. the clinic's audit record
 
     def with_changes(self, **changes: Any) -> "Context":

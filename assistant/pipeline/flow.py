@@ -172,7 +172,8 @@ class Flow:
         passes the grounding check, once the reply is committed to (see :class:`Stages`). Sets
         ``turn.draft``: the written reply, or the extractive one when the writer failed or too
         little of what it wrote was supported (``turn.note`` says which)."""
-        composer, judgement, focus = self.stages.composer, turn.judgement, turn.query.focus
+        composer = turn.context.composer or self.stages.composer
+        judgement, focus = turn.judgement, turn.query.focus
         if not isinstance(composer, StreamingComposer):
             turn.draft = composer.compose(focus, judgement)
             return
