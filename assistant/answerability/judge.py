@@ -45,7 +45,7 @@ KIND_EXPRESSIONS: dict[str, re.Pattern[str]] = {
     ),
     "timing": re.compile(
         rf"\b{_NUMBER}\s*(?:-|to|or)?\s*{_NUMBER}?\s*{_UNIT_OF_TIME}\b|\bonce (?:you|your|it|the|pain)\b|\buntil\b|"
-        r"\bas soon as\b|\bwhen (?:you|your) (?:can|are|have|feel)\b|\bafter (?:you|your|a|the)\b|\bby the (?:next|following)\b|"
+        r"\bas soon as\b|\bwhen (?:you|your) (?:can|are|have|feel)\b|\bafter (?:you|your)\b|\bby the (?:next|following)\b|"
         r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)days?\b|\b(?:mornings?|afternoons?|evenings?|weekends?|weekdays?)\b|"
         r"\bat (?:\d{1,2}|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|noon|midday)(?::\d\d)?\b|"
         r"\b\d{1,2}(?::\d\d)?\s*(?:am|pm)\b|\b(?:daily|weekly|monthly|every (?:day|week|month))\b",
@@ -79,7 +79,8 @@ class Statement:
     passage: Passage
     unit: Unit
     similarity: float
-    keys: tuple[str, ...]
+    keys: tuple[str, ...]  # its words' stems, then (after an empty key) its section title's
+    title: tuple[str, ...] = ()
 
 
 class FocusAnswerability:
@@ -175,11 +176,13 @@ class FocusAnswerability:
             cid = s.passage.chunk.id
             spans.setdefault(cid, []).append((s.unit.start, s.unit.end))
             hits = sum(self._says(s, m) for m in mentions)
+            # a section whose title names what was asked is about it ("Why sitting hurts")
+            titled = 0.5 * sum(any(_contains(s.title, p) for p in lexicon().group_of(m.keys, m.group)) for m in mentions)
             # a document's introduction or closing text restates every section: a headed section
             # that says the same comes first
             framing = 0.5 if s.passage.chunk.section_id in FRAMING_SECTIONS else 0.0
             strong = 0.5 if reason == "definition" and STRONG_DEFINITION.search(s.unit.text) else 0.0
-            score[cid] = max(score.get(cid, float("-inf")), hits + s.similarity + s.passage.relevance - framing + strong)
+            score[cid] = max(score.get(cid, float("-inf")), hits + titled + s.similarity + s.passage.relevance - framing + strong)
         ordered = list(passages[: self.keep])
         if not keep_order:
             ordered.sort(key=lambda p: (p.chunk.id not in score, -score.get(p.chunk.id, 0.0)))
@@ -204,7 +207,7 @@ class FocusAnswerability:
         the sentences under it are about ("Cycling with PHT": "Lower the saddle slightly...")."""
         title = self._title_keys(passage.chunk.section_title)
         return [
-            Statement(passage, u, sim, self._unit_keys(u) + title) for u, sim in passage.units if u.kind == "statement"
+            Statement(passage, u, sim, self._unit_keys(u) + title, title) for u, sim in passage.units if u.kind == "statement"
         ]
 
     def _title_keys(self, title: str) -> tuple[str, ...]:
