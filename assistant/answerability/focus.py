@@ -97,7 +97,7 @@ class Mention:
         return self.name if self.name and self.category in ("activity", "everyday", "management") else self.phrase
 
 
-_MEASURED = re.compile(r"(?i)\bhow (?:much|many|long)\s+(?:a |an |the )?(?:more\s+)?([a-z]+)")
+_MEASURED = re.compile(r"(?i)\bhow (?:much|many)\s+(?:more\s+)?([a-z]+)|\bhow long (?:a|an|the|my|your)\s+([a-z]+)")
 # what an implicit "how long will it take?" is about in this domain: getting better
 _IMPLIED_DURATION = "recover"
 
@@ -266,8 +266,9 @@ def parse(question: str, context: str = "") -> Focus:
                 break
     measured: tuple[str, ...] = ()
     m = _MEASURED.search(clause) if kind in ("count", "amount", "duration") else None
-    if m and m.group(1).lower() not in STOPWORDS:
-        key = tuple(stems([m.group(1).lower()]))
+    word = (m.group(1) or m.group(2)).lower() if m else ""
+    if word and word not in STOPWORDS:
+        key = tuple(stems([word]))
         if key[0] not in lex.frame or key[0] in generic_stems():
             measured = key
     context_mentions = tuple(m for m in mentions_in(context, lex) if m.counts) if context else ()

@@ -109,7 +109,7 @@ class FocusAnswerability:
                 related=self._related(rest, statements),
                 reason=f"focus-missing:{named}",
             )
-        mentions = [m for m in focus.mentions if not _plain_word(m)] or list(focus.mentions)
+        mentions = list(focus.mentions)
         if focus.kind in KIND_EXPRESSIONS:
             return self._kind(focus, mentions, passages, statements)
         known = topical + [m for m in focus.mentions if (m.group >= 0 or m.category == "body") and m not in topical]
@@ -117,7 +117,7 @@ class FocusAnswerability:
             addressing = [s for s in statements if any(self._says(s, m) for m in known)]
             good = [s for s in addressing if s.passage.relevance >= self.focus_threshold]
             if good:
-                return self._answer(passages, good, known, "focus-addressed")
+                return self._answer(passages, good, mentions, "focus-addressed")
             if topical:
                 return Judgement(answerable=False, related=self._related(topical, statements), reason="focus-weak")
         if passages and passages[0].relevance >= self.threshold:
@@ -150,9 +150,12 @@ class FocusAnswerability:
     def _kind(self, focus: Focus, mentions: list[Mention], passages: list[Passage], statements: list[Statement]) -> Judgement:
         expression = KIND_EXPRESSIONS[focus.kind]
         about = mentions or list(focus.context)
+        # what the vocabulary knows of the question must be spoken to ("a break from running" is not
+        # answered by "break up your sitting"); without such words, any of its words
+        needed = [m for m in about if not _plain_word(m) and m.keys != focus.measured] or about
         relevant = [s for s in statements if s.passage.relevance >= self.focus_threshold]
-        if about:
-            relevant = [s for s in relevant if any(self._says(s, m) for m in about) or self._passage_says(s.passage, about)]
+        if needed:
+            relevant = [s for s in relevant if any(self._says(s, m) for m in needed) or self._passage_says(s.passage, needed)]
         good = [s for s in relevant if expression.search(s.unit.text)]
         if focus.measured:  # "how much pain", "how long a break": the amount must be of that
             group = next((lexicon().group_of(m.keys, m.group) for m in focus.mentions if m.keys == focus.measured), (focus.measured,))
@@ -175,9 +178,12 @@ class FocusAnswerability:
         for s in good:
             cid = s.passage.chunk.id
             spans.setdefault(cid, []).append((s.unit.start, s.unit.end))
-            hits = sum(self._says(s, m) for m in mentions)
+            # what the vocabulary knows counts fully, any other word of the question half
+            hits = sum((0.5 if _plain_word(m) else 1.0) * self._says(s, m) for m in mentions)
             # a section whose title names what was asked is about it ("Why sitting hurts")
-            titled = 0.5 * sum(any(_contains(s.title, p) for p in lexicon().group_of(m.keys, m.group)) for m in mentions)
+            titled = 0.5 * sum(
+                any(_contains(s.title, p) for p in lexicon().group_of(m.keys, m.group)) for m in mentions if not _plain_word(m)
+            )
             # a document's introduction or closing text restates every section: a headed section
             # that says the same comes first
             framing = 0.5 if s.passage.chunk.section_id in FRAMING_SECTIONS else 0.0
