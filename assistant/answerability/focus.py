@@ -52,6 +52,11 @@ _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"\bhow often\b|\bhow many times\b|\bhow frequently\b|\bhow regularly\b|\btimes (?:a|per|each) (?:day|week|month)\b"
         r"|\b(?:every|each) (?:day|week)\?", re.I)),
     ("count", re.compile(r"\bhow many\b", re.I)),
+    # "is it normal that it hurts more the next day?": about what a sensation means
+    ("sensation", re.compile(
+        r"\b(?:is|are) (?:it|that|this|these|they) (?:normal|expected|usual|a (?:bad |good |normal )?sign)\b|"
+        r"\bshould i (?:be )?(?:worried|worry|concerned)\b|\bis (?:it|that|this) (?:worrying|something to worry about)\b|"
+        r"\bnormal (?:to|that|for)\b", re.I)),
     ("amount", re.compile(r"\bhow (?:much|heavy|far|hard|intense|fast|big|light)\b|\bwhat weight\b|\bwhich weight\b", re.I)),
 )
 _WHAT_ANYWHERE = re.compile(r"(?i)\bwhat(?:'s|’s| is| are)? (?:even |exactly |actually |really )?(?:is |are )?(?=\S)")
@@ -208,8 +213,8 @@ def mentions_in(text: str, lex: Lexicon | None = None) -> list[Mention]:
         for n in range(min(lex.longest, len(tokens) - i), 0, -1):
             span = tuple(keys[i : i + n])
             found = lex.phrases.get(span)
-            if found is None or (n == 1 and (tokens[i][0].lower() in STOPWORDS or span[0] in generic)):
-                continue
+            if found is None or (n == 1 and (tokens[i][0].lower() in STOPWORDS or (span[0] in generic and found[1] < 0))):
+                continue  # a domain word counts only where the vocabulary groups it ("physio": see a professional)
             category, group = found
             first, last = tokens[i], tokens[i + n - 1]
             flat = text.replace("-", " ")
