@@ -115,6 +115,7 @@ class Focus:
     mentions: tuple[Mention, ...]  # in the question itself
     context: tuple[Mention, ...] = ()  # in the turn a follow-up points back to
     measured: tuple[str, ...] = ()  # "how much pain": what the number or amount is of
+    background: bool = False  # the message says something before it asks ("I only run. Is that enough?")
 
     @property
     def topical(self) -> tuple[Mention, ...]:
@@ -284,6 +285,7 @@ def parse(question: str, context: str = "") -> Focus:
         kind=kind,
         kind_phrase=phrase,
         measured=measured,
+        background=clause.strip() != question.strip(),
         mentions=tuple(mentions),
         context=context_mentions,
     )

@@ -131,10 +131,14 @@ class FocusAnswerability:
                 return self._answer(passages, good, mentions, "focus-addressed")
             if topical:
                 return Judgement(answerable=False, related=self._related(topical, statements), reason="focus-weak")
+        unknown = [m for m in focus.mentions if not self._known(m, vocab)]
+        if mentions and not known and not focus.background and len(unknown) == len(mentions):
+            # every specific word of the question is one the sources never use ("is PHT worse in
+            # cold weather?"): whatever the similarity, they do not speak to it
+            return Judgement(answerable=False, missing=_names(unknown[:1], focus.text), reason="words-unknown")
         if passages and passages[0].relevance >= self.threshold:
             addressing = [s for s in statements if any(self._says(s, m) for m in mentions)]
             return self._answer(passages, addressing, mentions, "relevance", keep_order=True)
-        unknown = [m for m in focus.mentions if not self._known(m, vocab)]
         return Judgement(
             answerable=False,
             missing=_names(unknown[:1], focus.text) if unknown else "",
