@@ -120,19 +120,30 @@ class FocusAnswerability:
         if focus.kind in KIND_EXPRESSIONS:
             return self._kind(focus, mentions, passages, statements)
         generic = generic_stems()
-        known = topical + [
-            m for m in focus.mentions
-            if (m.group >= 0 or m.category == "body") and m not in topical and not set(m.keys) <= generic
-        ]  # fmt: skip
+
+        def vocabulary_words(found: tuple[Mention, ...]) -> list[Mention]:
+            return [
+                m for m in found
+                if (m.topical or m.group >= 0 or m.category == "body") and not set(m.keys) <= generic
+            ]  # fmt: skip
+
+        known = vocabulary_words(focus.mentions)
+        # a follow-up's passages were found with the turn before it, while relevance counts only its
+        # own words: a sentence that names what it asks about is the evidence
+        bar = 0.0 if query.expanded else self.focus_threshold
+        if not known and query.expanded:  # "is it enough on its own?": about what the turn before named
+            known = vocabulary_words(focus.context)
+            mentions = mentions + known
         if known:  # things the vocabulary knows (an exercise, "grow my legs", "speed work"...)
             addressing = [s for s in statements if any(self._says(s, m) for m in known)]
-            good = [s for s in addressing if s.passage.relevance >= self.focus_threshold]
+            good = [s for s in addressing if s.passage.relevance >= bar]
             if good:
                 return self._answer(passages, good, mentions, "focus-addressed")
             if topical:
                 return Judgement(answerable=False, related=self._related(topical, statements), reason="focus-weak")
         unknown = [m for m in focus.mentions if not self._known(m, vocab)]
-        if mentions and not known and not focus.background and len(unknown) == len(mentions):
+        standalone = not focus.background and not query.expanded  # a follow-up leans on the turn before
+        if mentions and not known and standalone and len(unknown) == len(mentions):
             # every specific word of the question is one the sources never use ("is PHT worse in
             # cold weather?"): whatever the similarity, they do not speak to it
             return Judgement(answerable=False, missing=_names(unknown[:1], focus.text), reason="words-unknown")
