@@ -34,6 +34,16 @@ class Metrics:
         self.errors = Counter(
             "pht_errors", "Error responses by error code", ["error"], registry=self.registry
         )
+        self.refused = Counter(
+            "pht_refused_requests",
+            "Requests refused before counting against a key (no or a bad key, a foreign origin), and "
+            "those of them that got 429 for coming too often from one address",
+            ["reason"],
+            registry=self.registry,
+        )
+        from assistant.api.connections import collector
+
+        self.registry.register(collector())  # this worker's connections: open, refused, closed
 
     def observe_answer(self, answer) -> None:
         self.answers.labels(answer.status.value).inc()
