@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from assistant import __version__
 from assistant.api import errors
 from assistant.api.cors import Cors
-from assistant.api.deps import RateLimiter
+from assistant.api.deps import RateLimiter, RefusedLimiter
 from assistant.api.metrics import Metrics
 from assistant.api.routes import ask, audit, documents, feedback, health, metrics, sources, widget
 from assistant.errors import RequestTooLarge
@@ -155,6 +155,7 @@ def create_app(settings: Settings | None = None, assistant: Any = None) -> FastA
     app.state.assistant = assistant
     app.state.metrics = Metrics()
     app.state.limiter = RateLimiter(settings.api_rate_limit, settings.api_rate_window)
+    app.state.refusals = RefusedLimiter(settings.api_refused_limit, settings.api_rate_window, app.state.metrics)
     errors.install(app)
 
     app.add_middleware(Cors)  # innermost of the three: preflights are counted and logged too
