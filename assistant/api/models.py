@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StrictBool, field_validator
 
 from assistant.answer import SAFETY_NOTICE
 
@@ -28,7 +28,7 @@ class AskRequest(BaseModel):
     history: list[HistoryTurn] | None = Field(
         default=None, description="The conversation so far, oldest first."
     )
-    explain: bool = Field(
+    explain: StrictBool = Field(
         default=False,
         description="With a secret key: also return `retrieved`, the passages retrieval returned with their scores "
         "(for `pht-assistant eval`); ignored for publishable keys.",
@@ -44,6 +44,7 @@ class HealthResponse(BaseModel):
     corpus_version: str
     store: Literal["embedded", "server"]
     message: str = ""
+    safety_notice: str = Field(default=SAFETY_NOTICE)
 
 
 class SectionInfo(BaseModel):

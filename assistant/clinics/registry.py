@@ -87,12 +87,15 @@ def _now() -> str:
 
 
 def clinic_slug(name: str) -> str:
-    """The clinic's id: its name in lowercase letters, digits and dashes.
+    """The clinic's id: its name in lowercase letters, digits and dashes, at most 48 characters,
+    never ending in a dash (Chroma's collection names must end in a letter or digit).
 
     >>> clinic_slug("St. Mary's Physio & Sport")
     'st-mary-s-physio-sport'
+    >>> clinic_slug("A" * 47 + " Physio")
+    'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'
     """
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:48]
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower())[:48].strip("-")
     if not slug:
         raise ClinicError("A clinic name needs at least one letter or digit.")
     return slug
@@ -161,8 +164,11 @@ class ClinicDocument:
 class ClinicRegistry:
     """The SQLite file of clinics, key hashes, clinic documents and audit records. Thread-safe."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
+        """``timeout``: seconds a statement may wait for another process's write (the API passes
+        ``PHT_STORE_TIMEOUT``; past it the call fails, rather than hanging the request)."""
         self.path = Path(path)
+        self.timeout = timeout
         self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.closing(sqlite3.connect(self.path, timeout=30.0)) as conn:
@@ -178,10 +184,10 @@ class ClinicRegistry:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
             self._local.conn = conn
         return conn
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from assistant.api.deps import AssistantDep, SecretKey, SettingsDep, bounded
 from assistant.api.errors import responses
 from assistant.api.models import ApproveRequest, DocumentInfo, DocumentList
+from assistant.clinics.work import Work
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
@@ -20,6 +21,8 @@ _ERRORS = responses(
     429,
     503,
     504,
+    _413="The body is over PHT_API_MAX_BODY_BYTES, or the file holds more text, pages or sections than an "
+    "upload may (the message says which limit).",
     _422="The file is not .txt, .md, .html or .pdf, or has no readable text.",
 )
 _ONE = responses(401, 403, 404, 429, 503, 504, _404="The clinic has no such document.")
@@ -39,8 +42,11 @@ async def upload(
 ) -> DocumentInfo:
     """Parsed into sections like the corpus and kept as a draft: it is not answered from until approved."""
     data = await file.read()
+    work = Work()  # a time-out stops the extraction, and nothing is stored
     doc = await bounded(
-        settings, lambda: assistant.library.upload(who.clinic.id, file.filename or "", data, title)
+        settings,
+        lambda: assistant.library.upload(who.clinic.id, file.filename or "", data, title, work=work),
+        work=work,
     )
     return DocumentInfo(**doc.public())
 
@@ -75,5 +81,8 @@ async def approve(
 ) -> DocumentInfo:
     """Clinical sign-off of the current version: it is indexed and answered from, and citations
     quoting it name `reviewer`."""
-    doc = await bounded(settings, lambda: assistant.library.approve(who.clinic.id, doc_id, body.reviewer))
+    work = Work()  # a time-out stops the indexing, records no approval and takes back what it added
+    doc = await bounded(
+        settings, lambda: assistant.library.approve(who.clinic.id, doc_id, body.reviewer, work=work), work=work
+    )
     return DocumentInfo(**doc.public())
