@@ -116,6 +116,16 @@ class DocumentRejected(ClinicError):
     default_message = "The document could not be read; upload a .txt, .md, .html or .pdf file with text in it."
 
 
+class ApprovalInProgress(ClinicError):
+    """Another approval of the same document is running: one at a time per document (409)."""
+
+    default_message = "An approval of this document is under way; wait for it to finish, then approve again."
+
+
+class ApprovalNotFound(ClinicError):
+    default_message = "There is no such approval for this clinic; approve a document with POST /v1/documents/{id}/approve."
+
+
 class DocumentTooLarge(ClinicError):
     """An upload holds more than the server takes (characters, pages or sections): 413, with the limit."""
 
@@ -178,6 +188,8 @@ class RequestTimedOut(AssistantError):
 
 __all__ = [
     "AccessError",
+    "ApprovalInProgress",
+    "ApprovalNotFound",
     "AssistantError",
     "Cancelled",
     "ClinicError",

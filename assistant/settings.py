@@ -232,6 +232,18 @@ class Settings(BaseSettings):
     upload_max_sections: int = Field(
         default=1000, ge=1, description="Most sections (headings) an upload may have (413 above it)."
     )
+    approval_wait_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds POST /v1/documents/{id}/approve waits for the approval; a longer one is answered "
+        "202 with the job to poll (GET /v1/approvals/{job}).",
+    )
+    approval_timeout: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds one approval may run; past it the job is stopped, records nothing and takes back "
+        "the passages it added.",
+    )
     audit_enabled: bool = Field(
         default=True, description="An audit record per API answer (never the question text)."
     )

@@ -141,6 +141,8 @@ def create_app(settings: Settings | None = None, assistant: Any = None) -> FastA
         library = app.state.assistant.library_if_open
         if library is not None:  # every answer's audit record is committed before the server stops
             await run_in_threadpool(library.registry.flush_audit)
+            # running approvals are stopped: they record nothing, and report so to whoever polls
+            await run_in_threadpool(library.close_approvals)
         if getattr(app.state, "owned", False):
             app.state.assistant.library.store.release()
             app.state.assistant.close()
@@ -163,4 +165,5 @@ def create_app(settings: Settings | None = None, assistant: Any = None) -> FastA
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
     for module in (ask, sources, documents, audit, feedback, widget, health, metrics):
         app.include_router(module.router)
+    app.include_router(documents.approvals)
     return app

@@ -324,6 +324,7 @@ class ClinicLibrary:
         self._checked = 0.0
         # clinic id -> (base context, clinic, the retriever entry it was made with, the clinic's context)
         self._views: dict[str, tuple[Any, Clinic, tuple[int, Any, dict[str, str | None]], Any]] = {}
+        self._approvals: Any = None
 
     # -- documents -----------------------------------------------------------------------------
 
@@ -337,6 +338,7 @@ class ClinicLibrary:
         doc = parse_upload(
             clinic_id, filename, data, title, limits=UploadLimits.from_settings(self.settings), work=work
         )
+        doc.flags = self.flags_for(doc)  # shown with the draft; held back at approval unless confirmed
         with work.commit():
             return self.registry.add_document(doc)
 
@@ -346,30 +348,82 @@ class ClinicLibrary:
     def document(self, clinic_id: str, doc_id: str) -> ClinicDocument:
         return self.registry.document(clinic_id, doc_id)
 
-    def approve(self, clinic_id: str, doc_id: str, reviewer: str, *, work: Work | None = None) -> ClinicDocument:
-        """Sign the document off and embed its passages into the clinic's collection.
+    # -- approval (a job: assistant/clinics/approvals.py) ----------------------------------------
 
-        Records are looked up, added and removed a page at a time (SQLite takes at most 32,766
-        values per statement). The sign-off is recorded inside ``work``'s commit: an approval whose
-        request gave up first records nothing and removes the records it added.
+    @property
+    def approvals(self) -> Any:
+        """This worker's approval jobs."""
+        with self._lock:
+            if self._approvals is None:
+                from assistant.clinics.approvals import Approvals
+
+                self._approvals = Approvals(self, timeout=self.settings.approval_timeout)
+            return self._approvals
+
+    def approve(
+        self, clinic_id: str, doc_id: str, reviewer: str, *, confirm: list[str] | None = None
+    ) -> ClinicDocument:
+        """Sign the document off and embed its passages into the clinic's collection, waiting for
+        the job (the API waits a few seconds, then answers 202 with the job to poll).
+
+        Flagged passages (:func:`flags_for`) are left out of the index unless their ids are in
+        ``confirm``: the reviewer's explicit confirmation that they may be quoted.
         """
+        return self.approvals.approve(clinic_id, doc_id, reviewer, confirm)
+
+    def flags_for(self, doc: ClinicDocument, confirm: list[str] | tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        """The document's flagged passages as the checks find them now, each marked confirmed when
+        its passage id is in ``confirm``."""
+        from assistant.safety.passages import flag_passages, load_checks
+
+        checks = load_checks(str(self.settings.policy_dir or ""))
+        confirmed = set(confirm)
+        return [
+            {**f.public(), "confirmed": f.passage in confirmed} for f in flag_passages(document_chunks(doc), checks)
+        ]
+
+    def close_approvals(self) -> None:
+        """Stop this worker's approval jobs (the server is stopping): they record nothing."""
+        with self._lock:
+            approvals, self._approvals = self._approvals, None
+        if approvals is not None:
+            approvals.close()
+
+    def check_confirmations(self, doc: ClinicDocument, confirm: list[str]) -> None:
+        """Every confirmed id must be a flagged passage of the document (422 otherwise)."""
+        flagged = {f["passage"] for f in self.flags_for(doc)}
+        unknown = [c for c in confirm if c not in flagged]
+        if unknown:
+            raise DocumentRejected(
+                f"{unknown[0]!r} is not a flagged passage of this document; confirm only passages listed in its "
+                "`flags` (GET /v1/documents/{id})."
+            )
+
+    def run_approval(self, job: dict[str, Any], work: Work) -> ClinicDocument:
+        """The work of one approval job: embed and add the passages (not the held-back ones) a page
+        at a time, then record the approval in the job's commit. Stopped (``Cancelled``) or failed
+        before the commit, it takes back the records it added and records nothing."""
         from assistant.contracts import embed_for_index
         from assistant.index.embedded import index_records
         from assistant.index.store import guarded, present_ids
 
-        work = work or Work()
+        clinic_id, doc_id = job["clinic_id"], job["document_id"]
         doc = self.registry.document(clinic_id, doc_id)
-        records = index_records(document_chunks(doc))
+        flags = self.flags_for(doc, job["confirm"])
+        held = {f["passage"] for f in flags if not f["confirmed"]}
+        records = index_records([c for c in document_chunks(doc) if c.id not in held])
         col = self.store.collection(collection_name(clinic_id))
         with guarded():
             present = present_ids(col, list(records))
         fresh = [r for r in records.values() if r.id not in present]
+        self.registry.update_job(job["id"], total=len(fresh), done=0)
         added: list[str] = []
         try:
             for i in range(0, len(fresh), 256):
                 work.check()
                 batch = fresh[i : i + 256]
                 vectors = embed_for_index(self.embeddings, [r.embed for r in batch])  # outside the store's guard
+                work.check()
                 with guarded():
                     col.add(
                         ids=[r.id for r in batch],
@@ -378,25 +432,38 @@ class ClinicLibrary:
                         metadatas=[r.meta for r in batch],
                     )
                 added += [r.id for r in batch]
+                self.registry.update_job(job["id"], done=len(added))
             with work.commit():
-                approved = self.registry.approve(clinic_id, doc_id, reviewer.strip())
-        except Cancelled:
+                approved = self.registry.finish_approval(job["id"], flags)
+        except BaseException:
             self._remove(col, added)
             raise
+        self._remove_stale(col, doc_id, set(records))
         self._forget(clinic_id)
         return approved
 
     def _remove(self, col: Any, ids: list[str]) -> None:
-        """Take back records an approval added and did not record (unless the document has been
-        approved meanwhile: then they are its records)."""
+        """Take back records an approval added and did not record."""
         from assistant.index.store import PAGE, guarded
 
         try:
             with guarded():
                 for i in range(0, len(ids), PAGE):
                     col.delete(ids=ids[i : i + PAGE])
-        except Exception:  # the store went away: the records stay unreferenced and unsearched
-            log.warning("could not remove %d records of an abandoned approval", len(ids), exc_info=True)
+        except Exception:  # the store went away: the records stay, never searched (not approved)
+            log.warning("could not remove %d records of an approval that did not finish", len(ids), exc_info=True)
+
+    def _remove_stale(self, col: Any, doc_id: str, keep: set[str]) -> None:
+        """After an approval: the document's records it no longer quotes (passages held back now)."""
+        from assistant.index.store import PAGE, get_all, guarded
+
+        try:
+            with guarded():
+                stale = [i for i in get_all(col, {"doc_id": doc_id}, [])["ids"] if i not in keep]
+                for i in range(0, len(stale), PAGE):
+                    col.delete(ids=stale[i : i + PAGE])
+        except Exception:  # they stay, and are never searched: the registry says they are held back
+            log.warning("could not remove the held-back records of %s", doc_id, exc_info=True)
 
     def delete(self, clinic_id: str, doc_id: str) -> ClinicDocument:
         from assistant.index.store import delete_where, guarded
@@ -481,7 +548,9 @@ class ClinicLibrary:
         retriever = None
         if approved:
             index = CollectionIndex(
-                self.store.collection(collection_name(clinic.id)), order=[d.id for d in approved]
+                self.store.collection(collection_name(clinic.id)),
+                order=[d.id for d in approved],
+                held_back=set().union(*(d.held_back for d in approved)),
             )
             if len(index):
                 s = self.settings

@@ -26,13 +26,22 @@ import re
 import secrets
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import ClinicError, DocumentNotFound, UnknownAnswer, UnknownClinic
+from assistant.errors import (
+    ApprovalInProgress,
+    ApprovalNotFound,
+    Cancelled,
+    ClinicError,
+    DocumentNotFound,
+    UnknownAnswer,
+    UnknownClinic,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS clinics (
@@ -50,7 +59,7 @@ CREATE TABLE IF NOT EXISTS documents (
     id TEXT PRIMARY KEY, clinic_id TEXT NOT NULL REFERENCES clinics(id), filename TEXT NOT NULL,
     title TEXT NOT NULL, media_type TEXT NOT NULL, text TEXT NOT NULL, version TEXT NOT NULL,
     sections TEXT NOT NULL, uploaded TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'draft',
-    approved_by TEXT, approved_at TEXT, approved_version TEXT
+    approved_by TEXT, approved_at TEXT, approved_version TEXT, flags TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, clinic_id TEXT NOT NULL,
@@ -59,6 +68,15 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE INDEX IF NOT EXISTS audit_clinic ON audit (clinic_id, id);
 CREATE INDEX IF NOT EXISTS audit_answer ON audit (answer_id);
+CREATE TABLE IF NOT EXISTS approval_jobs (
+    id TEXT PRIMARY KEY, clinic_id TEXT NOT NULL, doc_id TEXT NOT NULL, version TEXT NOT NULL,
+    reviewer TEXT NOT NULL, confirm TEXT NOT NULL DEFAULT '[]', status TEXT NOT NULL,
+    created TEXT NOT NULL, started TEXT, finished TEXT, heartbeat REAL NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL DEFAULT 0, error TEXT, message TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS approval_jobs_one_per_document ON approval_jobs (doc_id)
+    WHERE status IN ('queued', 'running');
+CREATE INDEX IF NOT EXISTS approval_jobs_clinic ON approval_jobs (clinic_id, doc_id, created);
 CREATE TABLE IF NOT EXISTS feedback (
     id INTEGER PRIMARY KEY AUTOINCREMENT, clinic_id TEXT NOT NULL, answer_id TEXT NOT NULL,
     rating TEXT NOT NULL CHECK (rating IN ('up', 'down')), comment TEXT NOT NULL DEFAULT '',
@@ -68,6 +86,9 @@ CREATE TABLE IF NOT EXISTS feedback (
 """
 
 # Columns added to ``clinics`` after the first release: added to older files when opened.
+# Columns added to ``documents`` later: the flagged passages (assistant/safety/passages.py).
+_DOCUMENT_COLUMNS = {"flags": "TEXT NOT NULL DEFAULT '[]'"}
+
 _CLINIC_COLUMNS = {
     "accent_color": "TEXT NOT NULL DEFAULT ''",
     "logo_url": "TEXT NOT NULL DEFAULT ''",
@@ -80,6 +101,11 @@ _KEY = re.compile(r"^pht_(sk|pk)_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")
 _COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _LOGO_URL = re.compile(r"^https?://[^\s\"'<>()\\]+$")
 _ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
+
+
+_INTERRUPTED = (
+    "The server stopped while approving this document; nothing was recorded. Approve it again."
+)
 
 
 def _now() -> str:
@@ -141,7 +167,15 @@ class ClinicDocument:
     approved_by: str | None = None
     approved_at: str | None = None
     approved_version: str | None = None
+    # passages held back until the reviewer confirms them (assistant/safety/passages.py), each a
+    # PassageFlag as a dict with ``confirmed``
+    flags: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def held_back(self) -> set[str]:
+        """The passages not indexed: flagged and not confirmed."""
+        return {f["passage"] for f in self.flags if not f.get("confirmed")}
 
     def public(self) -> dict[str, Any]:
         """Everything but the text: what the API lists."""
@@ -158,6 +192,8 @@ class ClinicDocument:
             "approved_at": self.approved_at,
             "approved_version": self.approved_version,
             "characters": len(self.text),
+            "flags": self.flags,
+            "held_back": len(self.held_back),
         }
 
 
@@ -178,6 +214,10 @@ class ClinicRegistry:
             for column, kind in _CLINIC_COLUMNS.items():
                 if column not in have:
                     conn.execute(f"ALTER TABLE clinics ADD COLUMN {column} {kind}")
+            have = {r[1] for r in conn.execute("PRAGMA table_info(documents)")}
+            for column, kind in _DOCUMENT_COLUMNS.items():
+                if column not in have:
+                    conn.execute(f"ALTER TABLE documents ADD COLUMN {column} {kind}")
             conn.commit()
         self._audit = AuditWriter(self._write_audit)
 
@@ -377,8 +417,8 @@ class ClinicRegistry:
     def add_document(self, doc: ClinicDocument) -> ClinicDocument:
         with self._db() as db:
             db.execute(
-                "INSERT INTO documents (id, clinic_id, filename, title, media_type, text, version, sections, uploaded, status) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'draft')",
+                "INSERT INTO documents (id, clinic_id, filename, title, media_type, text, version, sections, uploaded, status, flags) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'draft', ?)",
                 (
                     doc.id,
                     doc.clinic_id,
@@ -389,6 +429,7 @@ class ClinicRegistry:
                     doc.version,
                     json.dumps(doc.sections),
                     doc.uploaded,
+                    json.dumps(doc.flags),
                 ),
             )
         return self.document(doc.clinic_id, doc.id)
@@ -409,16 +450,167 @@ class ClinicRegistry:
             )
         return self._document(row)
 
-    def approve(self, clinic_id: str, doc_id: str, reviewer: str) -> ClinicDocument:
-        doc = self.document(clinic_id, doc_id)
+    def set_flags(self, clinic_id: str, doc_id: str, flags: list[dict[str, Any]]) -> None:
+        """A draft's flagged passages, found again (the checks may have changed since the upload)."""
         with self._db() as db:
             db.execute(
-                "UPDATE documents SET status = 'approved', approved_by = ?, approved_at = ?, approved_version = ? "
-                "WHERE clinic_id = ? AND id = ?",
-                (reviewer, _now(), doc.version, clinic_id, doc_id),
+                "UPDATE documents SET flags = ? WHERE clinic_id = ? AND id = ? AND status = 'draft'",
+                (json.dumps(flags), clinic_id, doc_id),
             )
-            db.execute("UPDATE clinics SET revision = revision + 1 WHERE id = ?", (clinic_id,))
-        return self.document(clinic_id, doc_id)
+
+    # -- approvals (one job per approval; docs/api.md#approvals) ----------------------------------
+
+    def start_approval(
+        self,
+        clinic_id: str,
+        doc_id: str,
+        *,
+        reviewer: str,
+        version: str,
+        confirm: list[str],
+        stale_after: float,
+    ) -> tuple[dict[str, Any], str]:
+        """Begin an approval, or find the one it repeats: ``(job, outcome)``, in one transaction.
+
+        ``outcome`` is ``"new"`` (a job was made, ``queued``), ``"same"`` (the same approval,
+        same version, reviewer and confirmed passages, is queued or running: that job), or
+        ``"done"`` (the document is already approved so, by the job returned). Another approval
+        of the same document that is still running raises :class:`ApprovalInProgress`: one at a
+        time per document. A job whose worker has not been heard of for ``stale_after`` seconds
+        (killed with its process) is marked failed first.
+        """
+        confirm = sorted(set(confirm))
+        now = time.time()
+        with self._db() as db:
+            doc = db.execute(
+                "SELECT status, approved_by, approved_version, flags FROM documents WHERE clinic_id = ? AND id = ?",
+                (clinic_id, doc_id),
+            ).fetchone()
+            if doc is None:
+                raise DocumentNotFound(
+                    f"This clinic has no document {doc_id!r}; list its documents with GET /v1/documents."
+                )
+            db.execute(
+                "UPDATE approval_jobs SET status = 'failed', finished = ?, error = 'approval_interrupted', "
+                "message = ? WHERE doc_id = ? AND status IN ('queued', 'running') AND heartbeat < ?",
+                (_now(), _INTERRUPTED, doc_id, now - stale_after),
+            )
+            live = db.execute(
+                "SELECT * FROM approval_jobs WHERE doc_id = ? AND status IN ('queued', 'running')", (doc_id,)
+            ).fetchone()
+            if live is not None:
+                job = self._job(live)
+                if (job["reviewer"], job["version"], job["confirm"]) == (reviewer, version, confirm):
+                    return job, "same"
+                raise ApprovalInProgress(
+                    f"An approval of this document by {job['reviewer']!r} is under way (job {job['id']}); wait for "
+                    f"it with GET /v1/approvals/{job['id']}, then approve again if you need to."
+                )
+            confirmed = sorted(f["passage"] for f in json.loads(doc["flags"]) if f.get("confirmed"))
+            if (doc["status"], doc["approved_by"], doc["approved_version"], confirmed) == (
+                "approved",
+                reviewer,
+                version,
+                confirm,
+            ):
+                last = db.execute(
+                    "SELECT * FROM approval_jobs WHERE doc_id = ? AND status = 'succeeded' ORDER BY created DESC LIMIT 1",
+                    (doc_id,),
+                ).fetchone()
+                if last is not None:
+                    return self._job(last), "done"
+            job_id = "apv-" + secrets.token_hex(8)
+            db.execute(
+                "INSERT INTO approval_jobs (id, clinic_id, doc_id, version, reviewer, confirm, status, created, heartbeat) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+                (job_id, clinic_id, doc_id, version, reviewer, json.dumps(confirm), _now(), now),
+            )
+        return self.approval_job(clinic_id, job_id), "new"
+
+    def approval_job(self, clinic_id: str, job_id: str, *, stale_after: float | None = None) -> dict[str, Any]:
+        """One of the clinic's approval jobs (another clinic's is not found). With ``stale_after``,
+        a job whose worker has gone quiet that long is reported (and recorded) as interrupted."""
+        row = self._row("SELECT * FROM approval_jobs WHERE clinic_id = ? AND id = ?", (clinic_id, job_id))
+        if row is None:
+            raise ApprovalNotFound()
+        job = self._job(row)
+        if stale_after is not None and job["status"] in ("queued", "running") and row["heartbeat"] < time.time() - stale_after:
+            self.fail_job(job_id, "approval_interrupted", _INTERRUPTED)
+            return self.approval_job(clinic_id, job_id)
+        return job
+
+    def update_job(self, job_id: str, *, status: str | None = None, done: int | None = None, total: int | None = None) -> None:
+        """Progress of a queued or running job (and its heartbeat)."""
+        with self._db() as db:
+            db.execute(
+                "UPDATE approval_jobs SET status = COALESCE(?, status), done = COALESCE(?, done), "
+                "total = COALESCE(?, total), heartbeat = ?, "
+                "started = CASE WHEN ? = 'running' AND started IS NULL THEN ? ELSE started END "
+                "WHERE id = ? AND status IN ('queued', 'running')",
+                (status, done, total, time.time(), status, _now(), job_id),
+            )
+
+    def heartbeat_jobs(self, job_ids: list[str]) -> None:
+        """This worker's jobs are alive (every few seconds while any runs)."""
+        if not job_ids:
+            return
+        with self._db() as db:
+            db.executemany(
+                "UPDATE approval_jobs SET heartbeat = ? WHERE id = ? AND status IN ('queued', 'running')",
+                [(time.time(), j) for j in job_ids],
+            )
+
+    def fail_job(self, job_id: str, error: str, message: str) -> bool:
+        """Mark a queued or running job failed; ``False`` if it had already ended."""
+        with self._db() as db:
+            cur = db.execute(
+                "UPDATE approval_jobs SET status = 'failed', finished = ?, error = ?, message = ? "
+                "WHERE id = ? AND status IN ('queued', 'running')",
+                (_now(), error, message, job_id),
+            )
+            return cur.rowcount > 0
+
+    def finish_approval(self, job_id: str, flags: list[dict[str, Any]]) -> ClinicDocument:
+        """Record the approval a running job did, in one transaction with the job's end: the
+        document is approved by the job's reviewer, at the job's version, with its flagged
+        passages; raises :class:`Cancelled` when the job is no longer running (it timed out, or
+        was found interrupted), and then nothing is recorded."""
+        with self._db() as db:
+            row = db.execute("SELECT * FROM approval_jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or row["status"] != "running":
+                raise Cancelled("This approval was stopped before it finished; nothing was recorded. Approve again.")
+            cur = db.execute(
+                "UPDATE documents SET status = 'approved', approved_by = ?, approved_at = ?, approved_version = ?, "
+                "flags = ? WHERE clinic_id = ? AND id = ? AND version = ?",
+                (row["reviewer"], _now(), row["version"], json.dumps(flags), row["clinic_id"], row["doc_id"], row["version"]),
+            )
+            if cur.rowcount == 0:
+                raise DocumentNotFound("The document was deleted while it was being approved; nothing was recorded.")
+            db.execute("UPDATE clinics SET revision = revision + 1 WHERE id = ?", (row["clinic_id"],))
+            db.execute(
+                "UPDATE approval_jobs SET status = 'succeeded', finished = ?, heartbeat = ? WHERE id = ?",
+                (_now(), time.time(), job_id),
+            )
+        return self.document(row["clinic_id"], row["doc_id"])
+
+    @staticmethod
+    def _job(row: sqlite3.Row) -> dict[str, Any]:
+        return {
+            "id": row["id"],
+            "clinic_id": row["clinic_id"],
+            "document_id": row["doc_id"],
+            "version": row["version"],
+            "reviewer": row["reviewer"],
+            "confirm": json.loads(row["confirm"]),
+            "status": row["status"],
+            "created": row["created"],
+            "started": row["started"],
+            "finished": row["finished"],
+            "done": row["done"],
+            "total": row["total"],
+            "error": row["error"],
+            "message": row["message"],
+        }
 
     def delete_document(self, clinic_id: str, doc_id: str) -> ClinicDocument:
         doc = self.document(clinic_id, doc_id)
@@ -443,6 +635,7 @@ class ClinicRegistry:
             approved_by=row["approved_by"],
             approved_at=row["approved_at"],
             approved_version=row["approved_version"],
+            flags=json.loads(row["flags"]),
         )
 
     # -- audit ---------------------------------------------------------------------------------

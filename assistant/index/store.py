@@ -310,6 +310,15 @@ class Store:
             return False
 
 
+def _without(got: dict[str, list], passages: set[str], *, ids: bool) -> dict[str, list]:
+    """Records other than the ``passages`` (by their own id) or their sentences (by ``chunk_id``)."""
+    if ids:
+        rows = [i for i, rid in enumerate(got["ids"]) if rid not in passages]
+    else:
+        rows = [i for i, m in enumerate(got["metadatas"]) if m.get("chunk_id") not in passages]
+    return {key: [values[i] for i in rows] for key, values in got.items()}
+
+
 def _only(got: dict[str, list], documents: set[str]) -> dict[str, list]:
     rows = [i for i, m in enumerate(got["metadatas"]) if m.get("doc_id") in documents]
     return {key: [values[i] for i in rows] for key, values in got.items()}
@@ -355,9 +364,10 @@ class CollectionIndex:
     Everything but the vector query is read once, when the object is made.
     """
 
-    def __init__(self, collection: Any, *, order: list[str] | None = None) -> None:
+    def __init__(self, collection: Any, *, order: list[str] | None = None, held_back: set[str] = frozenset()) -> None:
         """``order``: the documents to read, in their order; records of any other document in the
-        collection (an approval that was given up midway, say) are left out."""
+        collection (an approval that did not finish, say) are left out, and so are the passages in
+        ``held_back`` (flagged, not confirmed by the reviewer) with their sentences."""
         from assistant.index.embedded import chunk_from_record, unit_from_record
 
         self._collection = collection
@@ -371,6 +381,10 @@ class CollectionIndex:
             self._documents: set[str] | None = keep
         else:
             self._documents = None
+        self._held_back = set(held_back)
+        if self._held_back:
+            chunks = _without(chunks, self._held_back, ids=True)
+            units = _without(units, self._held_back, ids=False)
         rank = {d: i for i, d in enumerate(order or [])}
         self._chunks = sorted(
             (chunk_from_record(d, m) for d, m in zip(chunks["documents"], chunks["metadatas"])),
@@ -414,14 +428,16 @@ class CollectionIndex:
         with guarded():
             res = self._collection.query(
                 query_embeddings=[vector],
-                n_results=k,
+                n_results=k + (4 * k if self._held_back else 0),
                 where=where,
                 include=["documents", "metadatas", "distances"],
             )
-        return [
+        hits = [
             (unit_from_record(doc, meta), 1.0 - float(dist))
             for doc, meta, dist in zip(res["documents"][0], res["metadatas"][0], res["distances"][0])
+            if meta.get("chunk_id") not in self._held_back
         ]
+        return hits[:k]
 
 
 # -- the shared corpus index on a Chroma server ------------------------------------------------------
