@@ -244,6 +244,12 @@ class Settings(BaseSettings):
         description="Seconds one approval may run; past it the job is stopped, records nothing and takes back "
         "the passages it added.",
     )
+    index_refresh_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often a serving process looks for a newly published index; it answers from it from "
+        "then on, without a restart (requests already running finish on the one they started with).",
+    )
     audit_enabled: bool = Field(
         default=True, description="An audit record per API answer (never the question text)."
     )

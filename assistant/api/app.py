@@ -132,6 +132,8 @@ def create_app(settings: Settings | None = None, assistant: Any = None) -> FastA
 
             app.state.assistant = await run_in_threadpool(load)
             app.state.owned = True
+            # a newly published index is answered from within index_refresh_seconds, without a restart
+            app.state.assistant.follow_index(settings.index_refresh_seconds, notify=log.info)
         log.info(
             "ready: store %s, corpus %s",
             app.state.assistant.library.store.kind,

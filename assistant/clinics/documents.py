@@ -510,6 +510,13 @@ class ClinicLibrary:
 
     # -- the clinic's view of the assistant ------------------------------------------------------
 
+    def use_index(self, index: Any) -> None:
+        """A newly published corpus index is in use: readiness checks it, and every clinic's view
+        is made again over it on its next request."""
+        with self._lock:
+            self.index = index
+            self._views.clear()
+
     def _forget(self, clinic_id: str) -> None:
         with self._lock:
             self._retrievers.pop(clinic_id, None)

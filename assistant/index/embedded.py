@@ -3,12 +3,15 @@
 Layout of ``PHT_DATA_DIR``::
 
     index.json            what is built: model, corpus version, documents, the live generation
-    chroma-<generation>/  the Chroma folder that index.json points at (one back is kept)
+    chroma-<generation>/  the Chroma folder that index.json points at (and any a reader still uses)
+    .readers/             readers' leases on the generations they use (assistant/index/generations.py)
     .index.lock           held by the one process that writes
 
 A build copies the live generation, applies the changes there (new chunks embedded, removed
 ones deleted, unchanged ones left alone) and only then points ``index.json`` at it with an
-atomic rename. A failed or killed build leaves the previous index in service.
+atomic rename. A failed or killed build leaves the previous index in service. When it starts,
+and after it publishes, the writer removes every generation that is not live and that no reader
+holds: older ones once their readers have moved on, and the folders of killed builds.
 
 >>> from assistant.index.embedded import read_meta
 >>> read_meta(Path("/nonexistent")) is None
@@ -36,6 +39,7 @@ from filelock import FileLock, Timeout
 from assistant.contracts import embed_for_index, model_id_of
 from assistant.corpus.parse import Chunk, Corpus, Unit, chunk_units, load_corpus
 from assistant.errors import DataFolderError, IndexBusy, IndexDamaged, IndexMissing
+from assistant.index.generations import GenerationGone, ReaderLease, remove_unused
 
 META_NAME = "index.json"
 LOCK_NAME = ".index.lock"
@@ -277,6 +281,10 @@ def build_index(
             meta = read_meta(data_dir)
         except IndexDamaged:
             meta, reason = None, "The previous index record was damaged; building the index again."
+        # generations no reader uses (older ones, and what killed builds left) go first
+        removed = remove_unused(data_dir, keep={meta.generation if meta else None})
+        if removed:
+            say(f"Removed {len(removed)} index folder(s) no reader uses: {', '.join(removed)}.")
         if meta and meta.model != model:
             reason = f"The index was built with {meta.model}; rebuilding it for {model}."
             meta = None
@@ -375,7 +383,6 @@ def build_index(
             raise
         client.close()
 
-        previous = meta.generation if meta else None
         _write_meta(
             data_dir,
             IndexMeta(
@@ -401,7 +408,7 @@ def build_index(
                 },
             ),
         )
-        _remove_old_generations(data_dir, keep={generation, previous})
+        remove_unused(data_dir, keep={generation})  # the previous one stays while a reader holds it
         return BuildReport(
             chunks=len(all_chunks),
             records=len(records),
@@ -418,39 +425,46 @@ def build_index(
         )
 
 
-def _remove_old_generations(data_dir: Path, keep: set[str | None]) -> None:
-    """Drop generations other than the live one and the one before (a reader may still use it)."""
-    for path in data_dir.glob("chroma-*"):
-        if path.name not in keep and path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-
-
 class ChromaIndex:
     """Read-only access to a built index: vector queries and the stored passages.
 
     Readers never write: opening checks the record, counts the passages and runs one query,
-    all within ``check_timeout`` seconds, so a damaged index is reported instead of hanging.
+    all within ``check_timeout`` seconds, so a damaged index is reported instead of hanging. The
+    reader holds a lease on its generation until :meth:`close` (the writer leaves it in place).
     """
 
     def __init__(self, data_dir: Path, *, collection: str = "pht-corpus", check_timeout: float = 30.0):
         self.data_dir = Path(data_dir)
-        meta = read_meta(self.data_dir)
-        if meta is None:
-            raise IndexMissing(
-                f"There is no index in {self.data_dir} yet; build it with `pht-assistant index`."
-            )
-        if meta.collection != collection:
-            raise IndexMissing(
-                f"The index in {self.data_dir} holds no collection {collection!r}; "
-                "build it with `pht-assistant index`."
-            )
+        self._lease = None
+        for _ in range(20):  # the writer may remove a generation between reading index.json and holding it
+            meta = read_meta(self.data_dir)
+            if meta is None:
+                raise IndexMissing(
+                    f"There is no index in {self.data_dir} yet; build it with `pht-assistant index`."
+                )
+            if meta.collection != collection:
+                raise IndexMissing(
+                    f"The index in {self.data_dir} holds no collection {collection!r}; "
+                    "build it with `pht-assistant index`."
+                )
+            folder = self.data_dir / meta.generation
+            if not folder.is_dir():
+                raise IndexDamaged(
+                    f"The index folder {folder} is missing; rebuild it with `pht-assistant index --rebuild`."
+                )
+            try:
+                self._lease = ReaderLease(self.data_dir, meta.generation)
+                break
+            except GenerationGone:
+                time.sleep(0.05)
+        else:
+            raise IndexBusy()
         self.meta = meta
-        folder = self.data_dir / meta.generation
-        if not folder.is_dir():
-            raise IndexDamaged(
-                f"The index folder {folder} is missing; rebuild it with `pht-assistant index --rebuild`."
-            )
-        self._client, self._collection = self._open_checked(folder, collection, meta, check_timeout)
+        try:
+            self._client, self._collection = self._open_checked(folder, collection, meta, check_timeout)
+        except BaseException:
+            self._lease.release()
+            raise
         self._init_caches()
 
     @classmethod
@@ -459,6 +473,7 @@ class ChromaIndex:
         index = cls.__new__(cls)
         index.data_dir = None
         index.meta = meta
+        index._lease = None
         index._client = None
         index._collection = collection
         index._init_caches()
@@ -615,6 +630,12 @@ class ChromaIndex:
                 self._records = chunks
             return self._records
 
+    @property
+    def generation(self) -> str:
+        return self.meta.generation
+
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._client.close()
+        if self._lease is not None:
+            self._lease.release()

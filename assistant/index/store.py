@@ -504,6 +504,21 @@ def open_server_index(settings: Any) -> Any:
     return ChromaIndex.over_collection(_Guarded(col, store.breaker), IndexMeta.from_json(json.loads(raw)))
 
 
+def server_generation(settings: Any) -> str | None:
+    """The generation of the index on the Chroma server (from its record), ``None`` if it has none."""
+    import json
+
+    store = Store(url=settings.chroma_url, timeout=settings.store_timeout)
+    try:
+        col = store.collection(settings.collection, create=False)
+    except StoreUnavailable:
+        raise
+    except Exception:  # no such collection yet
+        return None
+    raw = (col.metadata or {}).get(META_KEY)
+    return json.loads(raw).get("generation") if raw else None
+
+
 def publish_index(settings: Any, notify: Any = None) -> tuple[int, int]:
     """Copy the local index's changes to the Chroma server: ``(added, removed)`` records.
 
