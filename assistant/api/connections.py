@@ -46,10 +46,11 @@ from assistant.answer import SAFETY_NOTICE
 
 log = logging.getLogger("assistant.api.connections")
 
-# Connections refused over a cap get their 503, then up to this long to read it before the close
-# (closing with their request unread would reset the connection and lose the reply).
-LINGER_SECONDS = 1.0
-MAX_LINGERING = 256  # past this many, refused connections are closed at once
+# A connection refused over a cap is answered 503 once its first bytes are read (closing it with
+# its request unread would reset it, and the reply would be lost), or after this long if it sends
+# nothing.
+REFUSE_AFTER = 1.0
+MAX_PENDING_REFUSALS = 1024  # past this many waiting to be answered, refused connections are just closed
 LOG_EVERY = 10.0  # seconds between two log lines of the same kind
 FD_RESERVE = 128  # file descriptors kept for the store, the database, logs and the model
 
@@ -120,7 +121,7 @@ class ConnectionStats:
     def __init__(self) -> None:
         self.open = 0
         self.by_client: Counter[str] = Counter()
-        self.lingering = 0
+        self.pending_refusals = 0
         self.refused: Counter[str] = Counter()
         self.closed: Counter[str] = Counter()
         self._last_line: dict[str, float] = {}
@@ -180,7 +181,7 @@ class _Guard:
         self._g_timer: Any = None
         self._g_waiting = ""  # "headers" or "body" while a time limit runs
         self._g_bytes = 0  # bytes of a request line and headers not yet complete
-        self._g_refused = False
+        self._g_refused = ""  # the 503 to send a refused connection
         self._g_admitted = False
         self._g_client = self.client[0] if self.client else ""
         lim = limits()
@@ -197,13 +198,14 @@ class _Guard:
             self._g_admitted = False
             STATS.release(self._g_client)
         elif self._g_refused:
-            self._g_refused = False
-            STATS.lingering -= 1
+            self._g_refused = ""
+            STATS.pending_refusals -= 1
         super().connection_lost(exc)  # type: ignore[misc]
 
     def data_received(self, data: bytes) -> None:
         if self._g_refused:
-            return  # its 503 is on its way; what it sends is not read
+            self._g_refuse_now()  # its request has been read: the 503 goes out, then a clean close
+            return
         before = self.cycle
         waiting = before is None or before.response_complete
         if waiting:
@@ -299,15 +301,22 @@ class _Guard:
         else:
             message = "The assistant has all the connections it can take just now; please try again in a few seconds."
         STATS.note("refused", reason, self._g_client, message)
-        self._g_refused = True
-        STATS.lingering += 1
         code = "too_many_connections" if reason == "per_client_cap" else "server_busy"
-        self.transport.write(error_bytes(503, code, message, {"retry-after": "1"}))
-        if STATS.lingering > MAX_LINGERING or not self.transport.can_write_eof():
+        if STATS.pending_refusals >= MAX_PENDING_REFUSALS:
             self.transport.close()
             return
-        self.transport.write_eof()
-        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        STATS.pending_refusals += 1
+        self._g_refused = error_bytes(503, code, message, {"retry-after": "1"}).decode("latin-1")
+        self._g_timer = self.loop.call_later(REFUSE_AFTER, self._g_refuse_now)
+
+    def _g_refuse_now(self) -> None:
+        if self._g_timer is not None:
+            self._g_timer.cancel()
+            self._g_timer = None
+        if self.transport.is_closing():
+            return
+        self.transport.write(self._g_refused.encode("latin-1"))
+        self.transport.close()
 
 
 class GuardedH11Protocol(_Guard, H11Protocol):

@@ -287,6 +287,9 @@ def document_chunks(doc: ClinicDocument) -> list[Any]:
     ).chunks()  # type: ignore[arg-type]
 
 
+ADD_BATCH = 2048  # records per add to the store (SQLite takes 32,766 values per statement)
+
+
 def collection_name(clinic_id: str) -> str:
     """The clinic's Chroma collection. Chroma wants a name that ends in a letter or digit; ids made
     before they were trimmed may end in ``-``, and get a ``0`` (ids are at most 48 characters, so
@@ -418,28 +421,38 @@ class ClinicLibrary:
         fresh = [r for r in records.values() if r.id not in present]
         self.registry.update_job(job["id"], total=len(fresh), done=0)
         added: list[str] = []
+        pending: list[tuple[Any, Any]] = []  # embedded, not yet added: a store call costs ~0.2 s whatever its size
+
+        def flush() -> None:
+            work.check()
+            with guarded():
+                col.add(
+                    ids=[r.id for r, _ in pending],
+                    embeddings=[v for _, v in pending],
+                    documents=[r.text for r, _ in pending],
+                    metadatas=[r.meta for r, _ in pending],
+                )
+            added.extend(r.id for r, _ in pending)
+            pending.clear()
+
         try:
             for i in range(0, len(fresh), 256):
                 work.check()
                 batch = fresh[i : i + 256]
                 vectors = embed_for_index(self.embeddings, [r.embed for r in batch])  # outside the store's guard
-                work.check()
-                with guarded():
-                    col.add(
-                        ids=[r.id for r in batch],
-                        embeddings=vectors,
-                        documents=[r.text for r in batch],
-                        metadatas=[r.meta for r in batch],
-                    )
-                added += [r.id for r in batch]
-                self.registry.update_job(job["id"], done=len(added))
+                pending.extend(zip(batch, vectors))
+                if len(pending) >= ADD_BATCH:
+                    flush()
+                self.registry.update_job(job["id"], done=min(len(fresh), i + 256))
+            if pending:
+                flush()
             with work.commit():
                 approved = self.registry.finish_approval(job["id"], flags)
+                self._forget(clinic_id)  # answered from in this worker as soon as the job says succeeded
         except BaseException:
             self._remove(col, added)
             raise
         self._remove_stale(col, doc_id, set(records))
-        self._forget(clinic_id)
         return approved
 
     def _remove(self, col: Any, ids: list[str]) -> None:
