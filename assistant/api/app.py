@@ -94,9 +94,21 @@ class Observe:
                 message["headers"] = [*message.get("headers", []), (b"x-pht-worker", self.worker)]
             await send(message)
 
-        await self.app(scope, receive, send_with_worker)
+        try:
+            await self.app(scope, receive, send_with_worker)
+        except Exception:
+            # a bug: the outermost middleware answers 500 with the notice (errors.py); it is counted
+            # and logged here like any other reply, so it can be alerted on
+            if not started:
+                started.update(status=500, seconds=time.perf_counter() - began)
+                scope.setdefault("state", {})["error"] = "internal_error"
+            self._record(scope, started)
+            raise
         if not started:
             return
+        self._record(scope, started)
+
+    def _record(self, scope, started) -> None:
         path = getattr(scope.get("route"), "path", "unmatched")
         seconds, status = started["seconds"], started["status"]
         m = self.metrics
