@@ -76,6 +76,7 @@ class FakeLLM:
         self.script = Script()
         self.requests: list[Request] = []
         self.connections = 0
+        self.finished: list[float] = []  # time.monotonic() when each streamed reply was fully sent
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -176,6 +177,7 @@ class FakeLLM:
                 self._event(_chunk(body, {}, script.finish_reason))
                 self._event(b"[DONE]")
                 self._chunk(b"")
+                fake.finished.append(time.monotonic())
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
