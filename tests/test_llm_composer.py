@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -234,3 +235,49 @@ def test_with_the_setting_unset_no_connection_is_attempted(built_data_dir, llm):
     seen = llm.connections
     on = _probe(built_data_dir, PHT_LLM_BASE_URL=llm.url, PHT_LLM_MODEL="fake-model")
     assert on["composer"] == "llm:fake-model" and on["connects"] and llm.connections > seen  # the probe sees connections
+
+
+# -- pht-assistant eval: both composers on the same suite -------------------------------------------
+
+
+def _quoting(passages: dict[int, str]) -> str:
+    """A generic writer for any question: the first two statements of passage 1, each cited."""
+    from assistant.grounding.support import source_sentences
+
+    said = [s for s in source_sentences(passages[1]) if s.endswith(".") and not s.startswith(("#", "Q&A", "Question"))]
+    return " ".join(f"{s[:-1]} [1]." for s in said[:2])
+
+
+def test_eval_compares_the_two_composers_on_the_same_suite(tmp_path, built_data_dir, llm, monkeypatch):
+    from typer.testing import CliRunner
+
+    from assistant.cli import app
+    from assistant.settings import get_settings
+
+    shutil.copytree(built_data_dir, tmp_path / "data")
+    monkeypatch.setenv("PHT_DATA_DIR", str(tmp_path / "data"))
+    suite = str(ROOT / "evals" / "suites" / "seed_qa1.jsonl")
+    get_settings.cache_clear()
+    refused = CliRunner().invoke(app, ["eval", suite, "--composer", "llm"])
+    assert refused.exit_code == 2 and "--composer llm needs a language model: set PHT_LLM_BASE_URL" in refused.output
+    monkeypatch.setenv("PHT_LLM_BASE_URL", llm.url)
+    monkeypatch.setenv("PHT_LLM_MODEL", "fake-model")
+    get_settings.cache_clear()
+    llm.script = Script(reply=_quoting)
+    runs = {}
+    for composer in ("extractive", "llm"):
+        report = tmp_path / f"{composer}.json"
+        out = CliRunner().invoke(app, ["eval", suite, "--composer", composer, "--report", str(report)])
+        assert out.exit_code in (0, 1), out.output
+        runs[composer] = json.loads(report.read_text())
+    ext, lm = runs["extractive"], runs["llm"]
+    assert ext["settings"]["composer"] == "extractive" and lm["settings"]["composer"] == "llm:fake-model"
+    assert lm["settings"]["prompt_version"] == "answer-1" and "fake-model at 127.0.0.1" in lm["settings"]["composer_detail"]
+    answered = [c for c in lm["cases"] if c["got"]["status"] == "answered"]
+    assert answered and {c["composer"] for c in answered} == {"llm:fake-model"}
+    assert lm["settings"]["composer_outcomes"]["written"] == len(answered)
+    assert all(c["checks"]["notice"] for c in lm["cases"])
+    compared = CliRunner().invoke(app, ["eval", "compare", str(tmp_path / "extractive.json"), str(tmp_path / "llm.json")])
+    assert compared.exit_code == 0, compared.output
+    assert "Old run: composer extractive; answered replies written by extractive" in compared.output
+    assert f"New run: composer llm:fake-model (prompt answer-1); answered replies written by llm:fake-model {len(answered)}" in compared.output
