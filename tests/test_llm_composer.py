@@ -281,3 +281,34 @@ def test_eval_compares_the_two_composers_on_the_same_suite(tmp_path, built_data_
     assert compared.exit_code == 0, compared.output
     assert "Old run: composer extractive; answered replies written by extractive" in compared.output
     assert f"New run: composer llm:fake-model (prompt answer-1); answered replies written by llm:fake-model {len(answered)}" in compared.output
+
+
+def test_readme_language_model_commands_run(tmp_path):
+    """The README's clinic commands for a language model work as written (serve is tested in test_llm_api.py)."""
+    import re
+    import shlex
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Clinics: a language model.*?```bash\n(.*?)```", readme, re.S).group(1)
+    commands = [shlex.split(line.split("  #")[0])[1:] for line in block.splitlines() if line.startswith("pht-assistant ")]
+    assert [c[:2] for c in commands] == [["clinic", "set"], ["clinic", "set"]]
+    env = {**os.environ, "PHT_DATA_DIR": str(tmp_path / "data")}
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "assistant.cli", *args], capture_output=True, text=True, timeout=120, env=env)
+
+    assert cli("clinic", "add", "North Physio").returncode == 0
+    first, second = (cli(*args) for args in commands)
+    assert first.returncode == 0 and "language model: llama-3.1-8b-instruct at http://10.0.0.5:8000/v1 (no key)" in first.stdout
+    assert second.returncode == 0 and "language model: (the server's)" in second.stdout
+    bad = cli("clinic", "set", "north-physio", "--llm-base-url", "ftp://x")
+    assert bad.returncode == 2 and "is not an http(s) URL" in bad.stderr and "Traceback" not in bad.stderr
+    keyed = subprocess.run(
+        [sys.executable, "-m", "assistant.cli", "clinic", "set", "north-physio", "--llm-base-url", "http://10.0.0.5:8000/v1",
+         "--llm-api-key", "-"], input="sk-from-stdin-zebra\n", capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert keyed.returncode == 0 and "(key set)" in keyed.stdout and "sk-from-stdin-zebra" not in keyed.stdout
+    from assistant.clinics.registry import ClinicRegistry
+
+    clinic = ClinicRegistry(tmp_path / "data" / "clinics.sqlite3").clinic("north-physio")
+    assert clinic.llm_api_key.get_secret_value() == "sk-from-stdin-zebra" and "sk-from" not in repr(clinic)
