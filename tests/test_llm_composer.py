@@ -154,6 +154,8 @@ def test_the_stream_shows_the_models_sentences_as_they_pass_the_check(writer, ll
         " Combining strength training and running in a gradual, controlled way can increase your chances of success [1].",
     ]
     assert "".join(pieces) == events[-1].answer.text
+    timings = events[-1].answer.timings
+    assert {"compose", "ground", "first_text"} <= set(timings) and timings["first_text"] <= timings["total"]
 
 
 def test_urgent_out_of_scope_and_not_covered_questions_never_reach_the_model(writer, llm):

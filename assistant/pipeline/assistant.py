@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -287,11 +288,14 @@ class Assistant:
         )
         if writes:  # a language model's sentences, shown as each passes the grounding check
             shown = ""
+            began = time.perf_counter()
             for piece in self.flow.write(turn):
                 if not shown:
+                    turn.lap("first_text", turn.started)  # from the question to the first verified sentence shown
                     yield Started(status=Status.answered, id=turn.answer_id)
                 shown += piece
                 yield Delta(text=piece)
+            turn.lap("compose", began)  # as Flow.compose records it when nothing streams
             answer = self.flow.finish(self.flow.ground(turn))
             if shown and answer.text.startswith(shown):
                 if answer.text[len(shown) :]:
