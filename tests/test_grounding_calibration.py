@@ -36,3 +36,19 @@ def test_the_thresholds_in_code_are_the_calibrated_ones_and_the_figures_hold(emb
     assert calibrate.figures(tune, *chosen) == RECORDED["tune"]
     assert calibrate.figures(held, *chosen) == RECORDED["held_out"]
     assert calibrate.verbatim_sentences_pass(embeddings.embed_documents) == RECORDED["verbatim_sentences_accepted"]
+
+
+def test_an_extractive_quote_of_list_items_is_word_for_word():
+    """The extractive composer quotes list items with their bullets and line breaks; that is a quote."""
+    from assistant.corpus.parse import load_corpus
+    from assistant.grounding.support import claims, sentence_support
+
+    chunk = next(c for d in load_corpus(ROOT / "evals" / "leaflet" / "corpus").documents for c in d.chunks() if c.section_id == "why-sitting-hurts")
+    start = chunk.text.index("- Sit on a cushion")
+    end = chunk.text.index("30 minutes.") + len("30 minutes.")
+    quote = chunk.text[start:end]
+    found = claims(f"Here is what my sources say, quoted as written:\n\n> {quote} [1]")
+    assert len(found) == 1 and "\n- Break up" in found[0][0]
+    support = sentence_support(found[0][0], [chunk.text])  # no model: word for word needs none
+    assert support.supported and support.verbatim
+    assert not sentence_support("- Sit on a cushion,\n- Break up your sitting [1]", [chunk.text]).verbatim

@@ -183,8 +183,12 @@ def _describe(c) -> str:
 def _llm(c) -> str:
     if not c.llm_base_url:
         return "(the server's)"
+    from urllib.parse import urlsplit, urlunsplit
+
     key = "key set" if c.llm_api_key.get_secret_value() else "no key"
-    return f"{c.llm_model or 'default'} at {c.llm_base_url} ({key})"
+    parts = urlsplit(c.llm_base_url)
+    shown = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))  # never a user:password in the URL
+    return f"{c.llm_model or 'default'} at {shown} ({key})"
 
 
 @clinic_app.command("list")

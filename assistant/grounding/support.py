@@ -153,7 +153,8 @@ def evidence(sentence: str, quotes: Sequence[str], embed: Callable[[list[str]], 
     if not claim:
         return Evidence(False, "", 0.0, 0.0, "empty sentence")
     split = [source_sentences(q) for q in quotes if q]
-    if any(_whole_sentences(claim, sentences) for sentences in split):
+    quoted = " ".join(source_sentences(MARKER.sub("", sentence)))  # a quoted list keeps its items' bullets and lines
+    if any(_whole_sentences(claim, sentences) or _whole_sentences(quoted, sentences) for sentences in split):
         return Evidence(True, "", 1.0, 1.0)
     candidates = [s for sentences in split for s in sentences if not _INSTRUCTION.search(s)]
     if not candidates:

@@ -109,7 +109,8 @@ def choose(rows: list[dict], min_precision: float) -> tuple[float, float]:
 
 
 def verbatim_sentences_pass(embed) -> int:
-    """Every whole sentence of every passage, and every run of two, is accepted word for word."""
+    """Every whole sentence of every passage, every run of two, and every two list items as the extractive
+    composer quotes them (bullets and line breaks kept) are accepted word for word."""
     from assistant.corpus.parse import load_corpus
     from assistant.grounding.support import sentence_support, source_sentences
 
@@ -118,7 +119,9 @@ def verbatim_sentences_pass(embed) -> int:
         for doc in load_corpus(folder).documents:
             for chunk in doc.chunks():
                 sentences = source_sentences(chunk.text)
+                lines = [line for line in chunk.text.splitlines() if line.strip()]
                 runs = sentences + [f"{a} {b}" for a, b in zip(sentences, sentences[1:])]
+                runs += [f"{a}\n{b}" for a, b in zip(lines, lines[1:]) if a.lstrip().startswith("- ")]  # list items as quoted
                 for s in runs:
                     if not sentence_support(s + " [1]", [chunk.text], embed).supported:
                         raise SystemExit(f"a word-for-word sentence was refused: {s!r}")
