@@ -29,7 +29,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
-from assistant.answerability.focus import Focus, Mention, lexicon, parse, question_clause
+from assistant.answerability.focus import FELT, Focus, Mention, lexicon, parse, question_clause
 from assistant.contracts import Judgement, Passage, Query
 from assistant.corpus.parse import INTRO, OUTRO, Unit
 from assistant.retrieval.terms import STOPWORDS, generic_stems, stems, words
@@ -183,6 +183,9 @@ class FocusAnswerability:
         if needed:
             relevant = [s for s in relevant if any(self._says(s, m) for m in needed) or self._passage_says(s.passage, needed)]
         good = [s for s in relevant if expression.search(s.unit.text)]
+        if focus.kind == "sensation":  # "it's tight after calf raises, is that normal?": about *that* feeling
+            felt = {k for w in FELT.findall(focus.text) for k in stems([w.lower()])}
+            good = [s for s in good if felt & set(s.keys)] if felt else []
         if focus.measured:  # "how much pain", "how long a break": the amount must be of that
             group = next((lexicon().group_of(m.keys, m.group) for m in focus.mentions if m.keys == focus.measured), (focus.measured,))
             good = [s for s in good if any(_contains(s.keys, p) for p in group)]
