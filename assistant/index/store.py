@@ -175,6 +175,20 @@ class Store:
         self._connecting: threading.Thread | None = None
         self._claim: Any = None
 
+    _shared: dict[tuple[str, float], "Store"] = {}
+    _shared_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, url: str, timeout: float) -> "Store":
+        """One client per Chroma server and time limit in this process, for the reads made again and
+        again (the index record every few seconds): a new client per call would talk to the server
+        twice more each time, and chromadb keeps every client it made."""
+        with cls._shared_lock:
+            store = cls._shared.get((url, timeout))
+            if store is None:
+                store = cls._shared[(url, timeout)] = cls(url=url, timeout=timeout)
+            return store
+
     @classmethod
     def from_settings(cls, settings: Any) -> "Store":
         if settings.chroma_url:
@@ -479,7 +493,7 @@ def open_server_index(settings: Any) -> Any:
 
     from assistant.index.embedded import ChromaIndex, IndexMeta
 
-    store = Store(url=settings.chroma_url, timeout=settings.store_timeout)
+    store = Store.shared(settings.chroma_url, settings.store_timeout)
     client = store.client()
     try:
         with store.guard():
@@ -508,7 +522,7 @@ def server_generation(settings: Any) -> str | None:
     """The generation of the index on the Chroma server (from its record), ``None`` if it has none."""
     import json
 
-    store = Store(url=settings.chroma_url, timeout=settings.store_timeout)
+    store = Store.shared(settings.chroma_url, settings.store_timeout)
     try:
         col = store.collection(settings.collection, create=False)
     except StoreUnavailable:

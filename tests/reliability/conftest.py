@@ -8,7 +8,7 @@ figures each test measures are printed at the end of the run ("reliability figur
 
 from __future__ import annotations
 
-from faults import FIGURES
+from reliability.faults import FIGURES
 
 
 def pytest_terminal_summary(terminalreporter):  # noqa: D103 - pytest hook
@@ -27,7 +27,7 @@ def standard(tmp_path_factory, built_data_dir):
     approvals answered 202 after 1 s), shared by the tests that need nothing else (each makes its
     own clinic and keys: the server reads them per request)."""
     from api_server import serve
-    from faults import copy_data
+    from reliability.faults import copy_data
 
     from assistant.clinics.registry import ClinicRegistry
 

@@ -17,7 +17,7 @@ import time
 import httpx
 import numpy as np
 import pytest
-from faults import figure, is_error, wait_for
+from reliability.faults import figure, is_error, wait_for
 
 pytestmark = [pytest.mark.reliability, pytest.mark.server, pytest.mark.integration]
 

@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 from api_server import Server, free_port, serve
-from faults import copy_data, figure, is_error, open_fds, wait_for
-from flood import Flood
+from reliability.faults import copy_data, figure, is_error, open_fds, wait_for
+from reliability.flood import Flood
 
 from assistant import SAFETY_NOTICE
 from assistant.clinics.registry import ClinicRegistry

@@ -17,7 +17,7 @@ import sys
 
 import httpx
 import pytest
-from faults import figure, is_error
+from reliability.faults import figure, is_error
 
 from assistant import SAFETY_NOTICE
 

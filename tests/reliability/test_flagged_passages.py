@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from faults import figure, is_error
+from reliability.faults import figure, is_error
 
 pytestmark = [pytest.mark.reliability, pytest.mark.server, pytest.mark.integration]
 

@@ -20,7 +20,7 @@ import time
 import httpx
 import pytest
 from api_server import serve
-from faults import copy_data, figure, wait_for
+from reliability.faults import copy_data, figure, wait_for
 
 from assistant.clinics.registry import ClinicRegistry
 from assistant.index.embedded import read_meta

@@ -11,7 +11,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from api_server import serve
-from faults import copy_data, figure, is_error
+from reliability.faults import copy_data, figure, is_error
 
 from assistant.clinics.registry import ClinicRegistry
 

@@ -19,7 +19,7 @@ import time
 import httpx
 import pytest
 from api_server import chroma_server, serve
-from faults import copy_data, figure, is_error, wait_for
+from reliability.faults import copy_data, figure, is_error, wait_for
 
 from assistant import SAFETY_NOTICE
 from assistant.clinics.registry import ClinicRegistry

@@ -14,8 +14,8 @@ import time
 import httpx
 import pytest
 from api_server import serve
-from faults import copy_data, cpu_seconds, figure, is_error, rss_mb, wait_for
-from pdfs import bomb, pages
+from reliability.faults import copy_data, cpu_seconds, figure, is_error, rss_mb, wait_for
+from reliability.pdfs import bomb, pages
 
 from assistant.clinics.registry import ClinicRegistry
 
