@@ -486,14 +486,6 @@ class ClinicRegistry:
             )
         return self._document(row)
 
-    def set_flags(self, clinic_id: str, doc_id: str, flags: list[dict[str, Any]]) -> None:
-        """A draft's flagged passages, found again (the checks may have changed since the upload)."""
-        with self._db() as db:
-            db.execute(
-                "UPDATE documents SET flags = ? WHERE clinic_id = ? AND id = ? AND status = 'draft'",
-                (json.dumps(flags), clinic_id, doc_id),
-            )
-
     # -- approvals (one job per approval; docs/api.md#approvals) ----------------------------------
 
     def start_approval(
