@@ -15,10 +15,10 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from assistant import __version__
-from assistant.api import errors
+from assistant.api import errors, openai_compat
 from assistant.api.deps import RateLimiter
 from assistant.api.metrics import Metrics
-from assistant.api.routes import ask, audit, documents, health, metrics, sources
+from assistant.api.routes import ask, audit, chat, documents, health, metrics, sources
 from assistant.errors import RequestTooLarge
 from assistant.settings import Settings, get_settings
 
@@ -57,7 +57,10 @@ class BodyLimit:
                     too_big = True
                     break
         if too_big:
-            response = errors.response_for(RequestTooLarge(self.limit))
+            if scope["path"].startswith(openai_compat.PATHS):  # the OpenAI-compatible routes' own error shape
+                response = openai_compat.response_for(RequestTooLarge(self.limit))
+            else:
+                response = errors.response_for(RequestTooLarge(self.limit))
             response.headers["Connection"] = "close"
             return await response(scope, receive, send)
 
@@ -157,6 +160,6 @@ def create_app(settings: Settings | None = None, assistant: Any = None) -> FastA
 
     app.add_middleware(Observe, metrics=app.state.metrics)
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
-    for module in (ask, sources, documents, audit, health, metrics):
+    for module in (ask, chat, sources, documents, audit, health, metrics):
         app.include_router(module.router)
     return app
