@@ -20,6 +20,7 @@ from assistant.api.deps import RateLimiter
 from assistant.api.metrics import Metrics
 from assistant.api.routes import ask, audit, chat, documents, health, metrics, sources
 from assistant.errors import RequestTooLarge
+from assistant.mcp import http as mcp_http
 from assistant.settings import Settings, get_settings
 
 log = logging.getLogger("assistant.api")
@@ -138,7 +139,8 @@ def create_app(settings: Settings | None = None, assistant: Any = None) -> FastA
             app.state.assistant.library.store.kind,
             app.state.assistant.corpus_version,
         )
-        yield
+        async with app.state.mcp.running():  # /mcp's transport needs its session manager running
+            yield
         library = app.state.assistant.__dict__.get("_library")
         if library is not None:  # every answer's audit record is committed before the server stops
             await run_in_threadpool(library.registry.flush_audit)
@@ -162,4 +164,5 @@ def create_app(settings: Settings | None = None, assistant: Any = None) -> FastA
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
     for module in (ask, chat, sources, documents, audit, health, metrics):
         app.include_router(module.router)
+    app.state.mcp = mcp_http.install(app, settings)  # /mcp: the MCP server over streamable HTTP
     return app
