@@ -164,9 +164,11 @@ def schema_sentence(tool: str, error: Any) -> str:
     kind, value, where = error.validator, error.validator_value, _where(error)
     if kind == "required":
         missing = next((n for n in value if n not in (error.instance or {})), value[0])
-        problem = f"`{missing}` is required"
+        problem = f"`{'.'.join([*map(str, error.absolute_path), missing])}` is required"
     elif kind == "type":
         problem = f"{where} must be of type {value if isinstance(value, str) else ' or '.join(value)}"
+    elif kind == "anyOf" and all("type" in option for option in value):
+        problem = f"{where} must be of type {' or '.join(option['type'] for option in value)}"
     elif kind == "minLength":
         problem = f"{where} must not be empty"
     elif kind == "maxLength":
