@@ -354,6 +354,8 @@ def test_the_http_mount_answers_for_the_keys_clinic(api, mode):
         return await c.list_tools(), await c.call_tool("ask", {"question": URGENT}), await c.call_tool("ask", {"question": RUNNING})
 
     tools, urgent, answered = session(over_http(api, api.keys["north"]), work, mode=mode)
+    marked = call(over_http(api, api.keys["north"]), "ask", {"question": "Is zebraquokka cycling fine with PHT?"})
+    assert not marked.is_error and "zebraquokka" not in api.log.read_text()  # nothing a patient types is logged
     assert {t.name for t in tools.tools} == {"ask", "search_sources", "list_sources"}
     assert urgent.structured_content["status"] == "urgent" and "999 or NHS 111" in text_of(urgent)
     assert answered.structured_content["status"] == "answered" and text_of(answered).endswith(SAFETY_NOTICE)
