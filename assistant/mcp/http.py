@@ -42,6 +42,8 @@ class _Handover(Response):
 
     async def __call__(self, scope, receive, send) -> None:
         await self.app(scope, receive, send)
+        if self.background is not None:  # FastAPI may hand a route's background tasks to its response
+            await self.background()
 
 
 class McpHttp:

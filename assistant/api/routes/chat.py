@@ -68,15 +68,14 @@ async def chat_completions(
     parameters such as `temperature` are accepted and ignored. Errors are OpenAI-shaped
     `{"error": {message, type, code}}`; a request that cannot be answered as sent is a 400."""
     question, history = question_and_history(body.messages)
-    view_of = lambda: assistant.for_clinic(who.clinic.id)  # noqa: E731
 
     if not body.stream:
-        answer = await bounded(settings, lambda: view_of().ask(question, history))
+        answer = await bounded(settings, lambda: assistant.for_clinic(who.clinic.id).ask(question, history))
         request.app.state.metrics.observe_answer(answer)
         return completion(answer)
 
     def start() -> tuple[Started, Iterator[Any]]:
-        events = view_of().stream(question, history)
+        events = assistant.for_clinic(who.clinic.id).stream(question, history)
         return next(events), events  # bad input raises here, before any byte is sent
 
     first, rest = await bounded(settings, start)
