@@ -256,5 +256,5 @@ def only_chat(load_project, corpus: Path, questions: list[str], per_client: int,
         fig = run(work, work / "project-index", questions, per_client, rounds, log=log)
     fig["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     print(json.dumps(fig, indent=1))
-    print("\n".join(report(fig)[0]))
+    log(" ".join(report(fig)[0]))
     return 0
