@@ -74,11 +74,17 @@ class TextRelay:
 
     def _held_from(self) -> int:
         """Where the tail that may begin the notice (white space, then a start of it) begins."""
-        text = self.seen
-        for i in range(max(self.sent, len(text) - len(self.notice) - 16), len(text)):
-            if self.notice.startswith(text[i:].lstrip()):
-                return i
-        return len(text)
+        text, first = self.seen, self.notice[0]
+        start = len(text)
+        i = text.find(first, max(self.sent, len(text) - len(self.notice)))
+        while i != -1:  # the earliest place from which the rest of the text starts the notice
+            if self.notice.startswith(text[i:]):
+                start = i
+                break
+            i = text.find(first, i + 1)
+        while start > self.sent and text[start - 1].isspace():  # and the white space before it
+            start -= 1
+        return start
 
     def feed(self, piece: str) -> str:
         """The part of the text that can be shown now."""

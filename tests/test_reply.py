@@ -78,3 +78,14 @@ def test_a_chat_request_is_read_as_question_and_history():
     only_system = ChatCompletionRequest.model_validate({"messages": [{"role": "system", "content": "x"}]})
     with pytest.raises(NoUserMessage):
         question_and_history(only_system.messages)
+
+
+@pytest.mark.parametrize("text", ["plain", 'quotes " and \\ back', "line\nbreaks\n\n", "“curly” é ✓", ""])
+def test_a_text_chunk_is_the_chunk_it_stands_for(text):
+    import json
+
+    from assistant.api.openai_compat import TextChunks, chunk
+
+    fast, full = TextChunks("abc", 1700000000)(text), chunk("abc", 1700000000, {"content": text})
+    assert fast.startswith("data: ") and fast.endswith("\n\n") and "\n" not in fast[:-2]
+    assert json.loads(fast[len("data: ") :]) == json.loads(full[len("data: ") :])

@@ -180,6 +180,19 @@ def chunk(answer_id: str, created: int, delta: dict[str, Any], finish: str | Non
     return "data: " + json.dumps(body, ensure_ascii=False) + "\n\n"
 
 
+class TextChunks:
+    """The text chunks of one stream, their fixed part written once (a chunk per piece of text)."""
+
+    def __init__(self, answer_id: str, created: int) -> None:
+        self._head = (
+            'data: {"id": ' + json.dumps(f"chatcmpl-{answer_id}") + ', "object": "chat.completion.chunk", "created": '
+            + str(created) + ', "model": ' + json.dumps(MODEL_ID) + ', "choices": [{"index": 0, "delta": {"content": '
+        )
+
+    def __call__(self, text: str) -> str:
+        return self._head + json.dumps(text, ensure_ascii=False) + '}, "finish_reason": null, "logprobs": null}]}\n\n'
+
+
 DONE = "data: [DONE]\n\n"
 
 

@@ -25,6 +25,7 @@ from assistant.api.openai_compat import (
     ModelList,
     OpenAIRoute,
     PHTReply,
+    TextChunks,
     chunk,
     completion,
     error_responses,
@@ -91,7 +92,7 @@ async def _chunks(request: Request, first: Started, rest: Iterator[Any], setting
     the notice held back), then the Sources list and the notice, then the stop chunk and [DONE]."""
     created = int(time.time())
     yield chunk(first.id, created, {"role": "assistant", "content": ""})
-    relay = TextRelay()
+    text_chunk, relay = TextChunks(first.id, created), TextRelay()
     deadline = time.monotonic() + settings.api_request_timeout
     try:
         while True:
@@ -101,10 +102,10 @@ async def _chunks(request: Request, first: Started, rest: Iterator[Any], setting
             if isinstance(event, Delta):
                 text = relay.feed(event.text)
                 if text:
-                    yield chunk(first.id, created, {"content": text})
+                    yield text_chunk(text)
             elif isinstance(event, Done):
                 request.app.state.metrics.observe_answer(event.answer)
-                yield chunk(first.id, created, {"content": relay.finish(event.answer)})
+                yield text_chunk(relay.finish(event.answer))
                 pht = PHTReply.of(event.answer).model_dump(mode="json")
                 yield chunk(first.id, created, {}, finish="stop", pht=pht)
     except Exception as exc:  # the status line has gone: the error travels as an event
