@@ -50,7 +50,9 @@ def retriever(tmp_path_factory, embeddings):
 
 
 def _ask(retriever, embeddings, question):
-    return retriever.retrieve(question, embeddings.embed_query(question))
+    from assistant.contracts import Query
+
+    return retriever.retrieve(Query(text=question, vector=embeddings.embed_query(question), focus=question))
 
 
 def test_framing_text_is_the_intro_and_closing_of_a_document_with_headings(retriever):
@@ -157,7 +159,7 @@ def test_real_words_the_index_does_not_use_are_not_turned_into_words_it_does(ach
 
 
 def test_word_families_and_clippings_agree_in_documents_and_questions():
-    from assistant.retrieval.hybrid import terms
+    from assistant.retrieval.terms import terms
 
     assert terms("runner") == terms("running") == terms("runs")
     assert terms("rehab") == terms("rehabbing") == terms("rehabilitation")

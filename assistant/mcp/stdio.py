@@ -66,7 +66,7 @@ class Loader:
         assistant = self._assistant
         if assistant is None:
             return
-        library = assistant.__dict__.get("_library")
+        library = assistant.library_if_open
         if library is not None:
             library.registry.flush_audit()
             library.store.release()
