@@ -56,7 +56,8 @@ _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("sensation", re.compile(
         r"\b(?:is|are) (?:it|that|this|these|they) (?:normal|expected|usual|a (?:bad |good |normal )?sign)\b|"
         r"\bshould i (?:be )?(?:worried|worry|concerned)\b|\bis (?:it|that|this) (?:worrying|something to worry about)\b|"
-        r"\bnormal (?:to|that|for)\b", re.I)),
+        r"\bnormal (?:to|that|for)\b|\b(?:is|could) (?:this|that|it) (?:be )?(?:pht|my pht|tendinopathy|proximal hamstring tendinopathy|my tendon)\b",
+        re.I)),
     ("amount", re.compile(r"\bhow (?:much|heavy|far|hard|intense|fast|big|light)\b|\bwhat weight\b|\bwhich weight\b", re.I)),
 )
 _WHAT_ANYWHERE = re.compile(r"(?i)\bwhat(?:'s|’s| is| are)? (?:even |exactly |actually |really )?(?:is |are )?(?=\S)")
@@ -102,6 +103,12 @@ class Mention:
         return self.name if self.name and self.category in ("activity", "everyday", "management") else self.phrase
 
 
+# what a patient says they feel, in their words: the sentence that explains it must use one of them
+FELT = re.compile(
+    r"\b(pain\w*|hurt\w*|sore\w*|ach\w*|tight\w*|stiff\w*|weak\w*|heavy|heaviness|tired\w*|cramp\w*|pop\w*|"
+    r"click\w*|burn\w*|throb\w*|numb\w*|tingl\w*|swell\w*|swollen|bruis\w*|twinge\w*|niggle\w*)\b",
+    re.I,
+)
 _MEASURED = re.compile(r"(?i)\bhow (?:much|many)\s+(?:more\s+)?([a-z]+)|\bhow long (?:a|an|the|my|your)\s+([a-z]+)")
 # what an implicit "how long will it take?" is about in this domain: getting better
 _IMPLIED_DURATION = "recover"

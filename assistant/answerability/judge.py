@@ -29,7 +29,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
-from assistant.answerability.focus import Focus, Mention, lexicon, parse, question_clause
+from assistant.answerability.focus import FELT, Focus, Mention, lexicon, parse, question_clause
 from assistant.contracts import Judgement, Passage, Query
 from assistant.corpus.parse import INTRO, OUTRO, Unit
 from assistant.retrieval.terms import STOPWORDS, generic_stems, stems, words
@@ -120,19 +120,30 @@ class FocusAnswerability:
         if focus.kind in KIND_EXPRESSIONS:
             return self._kind(focus, mentions, passages, statements)
         generic = generic_stems()
-        known = topical + [
-            m for m in focus.mentions
-            if (m.group >= 0 or m.category == "body") and m not in topical and not set(m.keys) <= generic
-        ]  # fmt: skip
+
+        def vocabulary_words(found: tuple[Mention, ...]) -> list[Mention]:
+            return [
+                m for m in found
+                if (m.topical or m.group >= 0 or m.category == "body") and not set(m.keys) <= generic
+            ]  # fmt: skip
+
+        known = vocabulary_words(focus.mentions)
+        # a follow-up's passages were found with the turn before it, while relevance counts only its
+        # own words: a sentence that names what it asks about is the evidence
+        bar = 0.0 if query.expanded else self.focus_threshold
+        if not known and query.expanded:  # "is it enough on its own?": about what the turn before named
+            known = vocabulary_words(focus.context)
+            mentions = mentions + known
         if known:  # things the vocabulary knows (an exercise, "grow my legs", "speed work"...)
             addressing = [s for s in statements if any(self._says(s, m) for m in known)]
-            good = [s for s in addressing if s.passage.relevance >= self.focus_threshold]
+            good = [s for s in addressing if s.passage.relevance >= bar]
             if good:
                 return self._answer(passages, good, mentions, "focus-addressed")
             if topical:
                 return Judgement(answerable=False, related=self._related(topical, statements), reason="focus-weak")
         unknown = [m for m in focus.mentions if not self._known(m, vocab)]
-        if mentions and not known and not focus.background and len(unknown) == len(mentions):
+        standalone = not focus.background and not query.expanded  # a follow-up leans on the turn before
+        if mentions and not known and standalone and len(unknown) == len(mentions):
             # every specific word of the question is one the sources never use ("is PHT worse in
             # cold weather?"): whatever the similarity, they do not speak to it
             return Judgement(answerable=False, missing=_names(unknown[:1], focus.text), reason="words-unknown")
@@ -172,6 +183,9 @@ class FocusAnswerability:
         if needed:
             relevant = [s for s in relevant if any(self._says(s, m) for m in needed) or self._passage_says(s.passage, needed)]
         good = [s for s in relevant if expression.search(s.unit.text)]
+        if focus.kind == "sensation":  # "it's tight after calf raises, is that normal?": about *that* feeling
+            felt = {k for w in FELT.findall(focus.text) for k in stems([w.lower()])}
+            good = [s for s in good if felt & set(s.keys)] if felt else []
         if focus.measured:  # "how much pain", "how long a break": the amount must be of that
             group = next((lexicon().group_of(m.keys, m.group) for m in focus.mentions if m.keys == focus.measured), (focus.measured,))
             good = [s for s in good if any(_contains(s.keys, p) for p in group)]
