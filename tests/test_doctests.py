@@ -31,6 +31,7 @@ LIGHT = [
     "errors",
     "grounding.support",
     "compose.extractive",
+    "compose.llm",
     "retrieval.hybrid",
     "safety.triage",
     "settings",
