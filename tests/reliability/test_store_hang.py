@@ -145,3 +145,42 @@ def test_a_stopped_chroma_server_is_reported_by_an_ask_and_by_health_within_the_
         f"stopped again: health first 503 after {health2_s:.2f} s, then 8 concurrent asks 503, slowest {slowest:.2f} s; "
         f"after SIGCONT health 200 again in {back:.1f} s and {back2:.1f} s, answers too",
     )
+
+
+def test_an_index_published_to_the_chroma_server_is_answered_from_without_a_restart(api, chroma, tmp_path):
+    """Finding 6 on a Chroma server: `pht-assistant index` publishes to it, and the serving process
+    answers from the new version within the refresh interval (2 s)."""
+    import shutil
+    from pathlib import Path
+
+    from assistant.index.embedded import read_meta
+
+    root = Path(__file__).resolve().parents[2]
+    corpus = tmp_path / "corpus"
+    shutil.copytree(root / "corpus", corpus)
+    doc = next(corpus.glob("*.txt"))
+    doc.write_text(
+        doc.read_text(encoding="utf-8")
+        + "\nQ&A 43: Cycling\n\nQuestion: Can I cycle with PHT?\n\nAnswer: Cycling with the saddle raised a little "
+        "keeps the hip from bending far, which spares the hamstring tendon while you stay fit.\n",
+        encoding="utf-8",
+    )
+    before = httpx.get(api.url + "/v1/health", timeout=30).json()["corpus_version"]
+    data = api.log.parent / "data"
+    out = subprocess.run(
+        [sys.executable, "-m", "assistant.cli", "index"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PHT_DATA_DIR": str(data), "PHT_CHROMA_URL": chroma.url, "PHT_CORPUS_DIR": str(corpus)},
+        stdin=subprocess.DEVNULL,
+    )
+    assert out.returncode == 0, out.stderr
+    published = time.monotonic()
+    new = read_meta(data).corpus_version
+    assert new != before
+    assert wait_for(lambda: httpx.get(api.url + "/v1/health", timeout=30).json()["corpus_version"] == new, 30)
+    seen = time.monotonic() - published
+    r, _ = _ask(api)  # answered from the new version
+    assert r.status_code == 200 and r.json()["corpus_version"] == new
+    figure("index published to the Chroma server", f"answered from {seen:.1f} s after `pht-assistant index` returned")
