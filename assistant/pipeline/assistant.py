@@ -135,7 +135,7 @@ class Assistant:
             from assistant.index.store import open_server_index
 
             return cls(settings, embeddings=embeddings, index=open_server_index(settings), composer=composer)
-        meta = read_meta(settings.data_dir)
+        meta = read_meta(settings.data_dir, documents=False)  # the record only: the documents can be large
         if meta is None or meta.model != embeddings.model_id:
             if meta is None:
                 say(f"No index in {settings.data_dir} yet: building it from {settings.corpus_dir} (once).")
@@ -156,8 +156,10 @@ class Assistant:
                 self.retriever.warm_up()
                 from assistant.safety.triage import ExemplarTriage
 
-                self._safety_exemplars = ExemplarTriage(self.embeddings.embed_documents)
-                self._exemplars = np.asarray(self.embeddings.embed_documents(list(TOPIC_EXEMPLARS)))
+                # fixed texts: their vectors are kept in the model cache (embed_fixed), not encoded per start
+                embed_fixed = getattr(self.embeddings, "embed_fixed", self.embeddings.embed_documents)
+                self._safety_exemplars = ExemplarTriage(embed_fixed)
+                self._exemplars = np.asarray(embed_fixed(list(TOPIC_EXEMPLARS)))
 
     @property
     def corpus_version(self) -> str:
@@ -536,10 +538,12 @@ def _retrieved(rank: int, p: Any) -> RetrievedPassage:
 
 def _hint_if_corpus_changed(settings: Settings, indexed_version: str, say: Callable[[str], None]) -> None:
     """Readers answer from the index as built; say so when the corpus folder has moved on."""
-    from assistant.corpus.parse import load_corpus
+    from assistant.corpus.parse import corpus_version, load_corpus
     from assistant.errors import CorpusError
 
     try:
+        if corpus_version(settings.corpus_dir) == indexed_version:
+            return  # the files the index was built from: nothing to parse
         current = load_corpus(settings.corpus_dir).version
     except CorpusError as exc:
         say(f"Answering from the existing index; the corpus folder has a problem: {exc}")
