@@ -205,15 +205,21 @@ def test_missing_or_stale_derived_arrays_are_made_again_from_the_store(built_dat
 def test_an_incremental_build_does_not_carry_the_old_arrays(tmp_path, embeddings):
     from conftest import write_corpus
 
-    corpus = write_corpus(tmp_path / "corpus", {"a.txt": ("doc-a", "Guide\n\nQ&A 1: Hills\n\nAnswer: Walk the hills first.\n")})
+    first = "Guide\n\nQ&A 1: Hills\n\nAnswer: Walk the hills first.\n\nQ&A 2: Stairs\n\nAnswer: Take stairs slowly. Hold the rail.\n"
+    corpus = write_corpus(tmp_path / "corpus", {"a.txt": ("doc-a", first)})
     data = tmp_path / "data"
     build_index(data, corpus, embeddings)
-    (corpus / "a.txt").write_text("Guide\n\nQ&A 1: Hills\n\nAnswer: Walk the hills first, then jog them.\n")
+    (corpus / "a.txt").write_text(first.replace("Walk the hills first.", "Walk the hills first, then jog them."))
     build_index(data, corpus, embeddings)
     meta = read_meta(data)
     manifest = derived.check(data / meta.generation, meta)
     assert manifest is not None and manifest["generation"] == meta.generation
     assert any("jog" in c.text for c in ChromaIndex(data).records())
+    # sentences kept and added, in the store's order: the same figures as from the store
+    q = ["Should I walk or jog the hills?", "hills"]
+    assert _results(HybridRetriever(ChromaIndex(data)), embeddings, q) == _results(
+        HybridRetriever(_from_the_store(data)), embeddings, q
+    )
 
 
 def test_a_folder_that_cannot_be_written_is_worked_out_in_memory(built_data_dir, tmp_path, embeddings, monkeypatch):

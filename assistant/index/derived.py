@@ -44,7 +44,7 @@ from assistant.corpus.parse import Chunk, Unit
 
 FOLDER = "derived"
 MANIFEST = "manifest.json"
-FORMAT = 1
+FORMAT = 2
 LOCK = ".derived.lock"
 # Up to this many sentences a question is compared with every one of them (0.4 ms at 10,000);
 # above it, with those in its nearest clusters (inverted file).
@@ -178,9 +178,12 @@ def derive(
 
     say("sentence statistics")
     u = len(units)
-    vectors = np.asarray(vectors, dtype=np.float32).reshape(u, -1) if u else np.zeros((0, 1), np.float32)
-    hub = prepare.hubness(np.asarray(unit_ids), vectors, np.asarray(groups))
     row_of_chunk = {cid: i for i, cid in enumerate(chunk_ids)}
+    # the sentences come in the store's order (what Chroma returns; the build reproduces it), and
+    # the statistics are taken in it: the same figures, to the last bit, as from the store itself
+    vectors = np.asarray(vectors, dtype=np.float32).reshape(u, -1) if u else np.zeros((0, 1), np.float32)
+    groups = np.asarray(groups)
+    hub = prepare.hubness(np.asarray(unit_ids), vectors, groups)
     search = describe_search(u)
     if search == "ivf":  # rows in cluster order, so a cluster's vectors are one slice
         say("clustering sentence vectors")
@@ -203,6 +206,7 @@ def derive(
     arrays["unit_cols"] = ucols
     arrays["unit_vectors"] = np.ascontiguousarray(vectors[perm]) if u else vectors
     arrays["unit_hub"] = hub[perm] if u else hub
+    arrays["unit_store_rank"] = np.asarray(perm, dtype=np.int64)  # each row's place in the store's order
     _strings(arrays, "unit_text", [x.text for x in kept])
     ids = np.array([unit_ids[i] for i in perm_list], dtype=f"S{max([len(i) for i in unit_ids] or [1])}")
     o = np.argsort(ids, kind="stable")
@@ -475,6 +479,13 @@ class Derived:
         if len(self._row_cache) > 200_000:
             self._row_cache.clear()
         return out
+
+
+def store_order(d: Derived) -> list[str]:
+    """The sentence ids of ``d`` in the store's order."""
+    rank = np.asarray(d.array("unit_store_rank"))
+    ids = d.array("unit_ids_sorted")[np.argsort(np.asarray(d.array("unit_ids_rows")))]  # row order
+    return [i.decode("ascii") for i in ids[np.argsort(rank, kind="stable")].tolist()]
 
 
 def exact_nearest(vectors: np.ndarray, vector: Any, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -352,6 +352,11 @@ def build_index(
             for i in range(0, len(stale), _ADD_BATCH):
                 col.delete(ids=stale[i : i + _ADD_BATCH])
             done = 0
+            # every sentence's vector, for the derived arrays: the new ones as they are encoded,
+            # the unchanged ones from the previous generation's arrays (or the store)
+            unit_records = [r for r in records.values() if r.meta["kind"] == "unit"]
+            unit_pos = {r.id: i for i, r in enumerate(unit_records)}
+            unit_vecs: np.ndarray | None = None
             if fresh and hasattr(embeddings, "warm_up"):
                 if not getattr(embeddings, "is_loaded", True):
                     say("Loading the embedding model (takes a few seconds, once per process).")
@@ -387,6 +392,13 @@ def build_index(
                     documents=[r.text for r in batch],
                     metadatas=[r.meta for r in batch],
                 )
+                # the vectors as the store keeps them (it normalises them: the last bit can move)
+                batch_units = [r.id for r in batch if r.meta["kind"] == "unit"]
+                stored = col.get(ids=batch_units, include=["embeddings"]) if batch_units else {"ids": [], "embeddings": []}
+                for i, v in zip(stored["ids"], stored["embeddings"]):
+                    if unit_vecs is None:
+                        unit_vecs = np.zeros((len(unit_records), len(v)), dtype=np.float32)
+                    unit_vecs[unit_pos[i]] = np.asarray(v, dtype=np.float32)
             for i in range(0, len(passages), _ADD_BATCH):
                 batch = passages[i : i + _ADD_BATCH]
                 vectors = []
@@ -413,7 +425,32 @@ def build_index(
             if progress:
                 progress(len(to_encode), len(to_encode), "preparing")
             # what readers map instead of reading the store (assistant.index.derived)
-            derived.build_for(staging, col, staged_meta)
+            previous = derived.open_checked(data_dir / meta.generation, meta) if meta else None
+            unit_vecs = _unchanged_vectors(unit_vecs, unit_records, {r.id for r in fresh}, col, previous)
+            # the sentences in the order the store keeps them: those kept from the previous
+            # generation in their order, then the new ones in the order they were added
+            fresh_ids = {r.id for r in fresh}
+            if meta is None:
+                kept: list[str] = []
+            elif previous is not None:
+                kept = [i for i in derived.store_order(previous) if i in unit_pos and i not in fresh_ids]
+            else:
+                kept = [i for i in get_all(col, {"kind": "unit"}, [])["ids"] if i not in fresh_ids]
+            order = [unit_pos[i] for i in kept] + [unit_pos[r.id] for r in fresh_units]
+            unit_records = [unit_records[i] for i in order]
+            unit_vecs = unit_vecs[order] if len(order) else unit_vecs
+            reading_order = {d.id: i for i, d in enumerate(corpus.documents)}
+            derived.write(
+                staging,
+                derived.derive(
+                    sorted(all_chunks, key=lambda c: (reading_order.get(c.doc_id, len(reading_order)), c.start)),
+                    [r.id for r in unit_records],
+                    [unit_from_record(r.text, r.meta) for r in unit_records],
+                    unit_vecs,
+                    np.array([r.meta["source"] for r in unit_records]),
+                ),
+                derived.identity_of(staged_meta),
+            )
         except BaseException:
             with contextlib.suppress(Exception):
                 client.close()
@@ -462,6 +499,38 @@ def build_index(
             encoded=len(to_encode),
             encoder=str(getattr(embeddings, "index_encoder", "")) if to_encode else "",
         )
+
+
+def _unchanged_vectors(
+    vecs: np.ndarray | None, unit_records: list[_Record], fresh: set[str], col: Any, old: Any,
+) -> np.ndarray:
+    """``vecs`` with the rows of sentences that were not encoded in this build filled in: from
+    the previous generation's derived arrays when they are whole, else read from the store."""
+    missing = [i for i, r in enumerate(unit_records) if r.id not in fresh]
+    if not missing:
+        return vecs if vecs is not None else np.zeros((0, 1), dtype=np.float32)
+    if old is not None and old.unit_count:
+        ids = old.array("unit_ids_sorted")
+        want = np.array([unit_records[i].id for i in missing], dtype=ids.dtype)
+        at = np.minimum(np.searchsorted(ids, want), len(ids) - 1)
+        found = ids[at] == want
+        rows = np.asarray(old.array("unit_ids_rows"))[at]
+        source = old.array("unit_vectors")
+        if vecs is None:
+            vecs = np.zeros((len(unit_records), source.shape[1]), dtype=np.float32)
+        take = np.array(missing)[found]
+        vecs[take] = source[rows[found]]
+        missing = np.array(missing)[~found].tolist()
+    for i in range(0, len(missing), _ADD_BATCH):
+        part = missing[i : i + _ADD_BATCH]
+        got = col.get(ids=[unit_records[j].id for j in part], include=["embeddings"])
+        by_id = dict(zip(got["ids"], got["embeddings"]))
+        for j in part:
+            v = np.asarray(by_id[unit_records[j].id], dtype=np.float32)
+            if vecs is None:
+                vecs = np.zeros((len(unit_records), len(v)), dtype=np.float32)
+            vecs[j] = v
+    return vecs
 
 
 def _remove_old_generations(data_dir: Path, keep: set[str | None]) -> None:
