@@ -30,6 +30,7 @@ import contextlib
 import json
 import logging
 import math
+import mmap
 import os
 import shutil
 import time
@@ -406,12 +407,21 @@ class Derived:
 
     @classmethod
     def open(cls, path: Path, manifest: dict[str, Any]) -> "Derived":
+        large = manifest.get("search") == "ivf"
+
         def load(name: str) -> np.ndarray:
             file = path / f"{name}.npy"
             try:
-                return np.load(file, mmap_mode="r", allow_pickle=False)
+                a = np.load(file, mmap_mode="r", allow_pickle=False)
             except ValueError:  # numpy cannot map an empty array
                 return np.load(file, allow_pickle=False)
+            mapped = getattr(a, "_mmap", None)
+            if large and mapped is not None and hasattr(mmap, "MADV_RANDOM"):
+                # a question reads a few scattered slices: no read-ahead around them (it would
+                # pull tens of megabytes of neighbouring vectors and texts into memory)
+                with contextlib.suppress(OSError):
+                    mapped.madvise(mmap.MADV_RANDOM)
+            return a
 
         data = json.loads((path / "data.json").read_text(encoding="utf-8"))
         return cls(load, data, manifest)
