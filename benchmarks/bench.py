@@ -806,6 +806,78 @@ def bench_handbook(sizes: list[int], emb: Any, runs: int, fresh: bool) -> list[d
     return out
 
 
+class HashedVectors:
+    """Cheap stand-in vectors (a unit vector drawn from a hash of the text) with the real model's
+    id, for timing what an index build does besides encoding: both stacks get the same ones, so
+    the store, splitting and bookkeeping are what the build-at-scale phase compares."""
+
+    def __init__(self, model_id: str, dims: int = 384) -> None:
+        self.model_id, self.dims = model_id, dims
+
+    def _vector(self, text: str) -> list[float]:
+        import hashlib
+
+        import numpy as np
+
+        rng = np.random.default_rng(int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little"))
+        v = rng.standard_normal(self.dims)
+        return (v / np.linalg.norm(v)).tolist()
+
+    def embed_documents(self, texts: list[str], progress: Any = None) -> list[list[float]]:
+        out = [self._vector(t) for t in texts]
+        if progress:
+            progress(len(texts))
+        return out
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._vector(text)
+
+
+def build_at_scale(n: int, emb: Any) -> dict[str, Any]:
+    """Index build throughput on the ``n``-chunk synthetic corpus, both stacks, the same stand-in
+    vectors (HashedVectors): chunks/s counted in the naive stack's 500-character chunks."""
+    import chromadb
+    import naive
+    from langchain_core.embeddings import Embeddings
+
+    from assistant.corpus.parse import load_corpus
+    from assistant.index.embedded import build_index
+
+    home, _ = scale_store(n, emb, False)
+    corpus = home / "corpus"
+    texts = [(d.id, d.text) for d in load_corpus(corpus).documents]
+    vectors = HashedVectors(emb.model_id)
+
+    class NaiveVectors(Embeddings):
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return vectors.embed_documents(texts)
+
+        def embed_query(self, text: str) -> list[float]:
+            return vectors.embed_query(text)
+
+    with tempfile.TemporaryDirectory(prefix="pht-bench-build-scale-", ignore_cleanup_errors=True) as tmp:
+        work = Path(tmp)
+        bg = Background()
+        log(f"build at scale {n}: the assistant (stand-in vectors)")
+        t = time.perf_counter()
+        report = build_index(work / "ours", corpus, vectors)
+        ours = time.perf_counter() - t
+        shutil.rmtree(work / "ours", ignore_errors=True)
+        log(f"build at scale {n}: assistant {ours:.0f} s; the naive stack")
+        t = time.perf_counter()
+        chunks = naive.split(texts)
+        store = naive.build(chunks, NaiveVectors(), work / "naive")
+        theirs = time.perf_counter() - t
+        del store
+        chromadb.api.client.SharedSystemClient.clear_system_cache()
+        cores = bg.cores()
+    log(f"build at scale {n}: naive {theirs:.0f} s for {len(chunks)} chunks")
+    return {"chunks": n, "naive_chunks": len(chunks), "assistant_s": round(ours, 1), "naive_s": round(theirs, 1),
+            "assistant_records": report.records, "assistant_chunks_per_s": round(len(chunks) / ours, 1),
+            "naive_chunks_per_s": round(len(chunks) / theirs, 1), "ratio": ratio(theirs, ours),
+            "background_cores": cores}
+
+
 def _memory_mb() -> dict[str, float]:
     """This process's peak resident memory and what is resident now, split into its own memory
     (anonymous) and pages of files it maps (the derived arrays: shared, and given back under pressure)."""
@@ -1135,6 +1207,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--handbook", default="1000,10000",
                     help="Markdown handbook sizes in sections for the cold-ask phase, comma-separated ('' for none)")
     ap.add_argument("--only-handbook", action="store_true", help="the handbook cold-ask phase only")
+    ap.add_argument("--build-scale", type=int, default=0, metavar="N",
+                    help="only: index build throughput of both stacks on the N-chunk synthetic corpus (stand-in vectors)")
     ap.add_argument("--no-api", action="store_true", help="skip the HTTP API measurement")
     ap.add_argument("--api-requests", type=int, default=30, help="requests per API client per round (default 30)")
     ap.add_argument("--json", type=Path, default=None, help="where to write the figures")
@@ -1152,6 +1226,15 @@ def main(argv: list[str] | None = None) -> int:
         return only_build(args.runs)
     if args.only_api:
         return only_api(args.api_requests, args.api_repeat)
+    if args.build_scale:
+        from assistant.embed.minilm import MiniLMEmbeddings
+
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        row = build_at_scale(args.build_scale, MiniLMEmbeddings())
+        print(json.dumps(row, indent=1))
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"build-scale-{args.build_scale}.json").write_text(json.dumps(row, indent=1) + "\n", encoding="utf-8")
+        return 0
     if args.only_handbook:
         from assistant.embed.minilm import MiniLMEmbeddings
 
