@@ -753,7 +753,60 @@ def scale_store(n: int, emb: Any, fresh: bool) -> tuple[Path, dict[str, Any]]:
     return home, json.loads(built.read_text())
 
 
-def bench_scale(sizes: list[int], emb: Any, passes: int, fresh: bool, runs: int = 3) -> list[dict[str, Any]]:
+def readers_only_store(n: int, emb: Any) -> tuple[Path, dict[str, Any]]:
+    """For a size whose Chroma store takes hours to fill on this machine (1,000,000 chunks: two
+    million records at 300-500 records/s): the index record and the derived arrays made straight
+    from the synthetic corpus and its vectors, beside an empty Chroma collection. A reader of an
+    index that large searches by clusters and never opens Chroma, so opening, answering and
+    memory are what they would be over a full store; the floor (a raw Chroma query) is not
+    measured. The report says which sizes were made this way."""
+    import numpy as np
+    import synthetic
+
+    from assistant.corpus.parse import load_corpus
+    from assistant.index import derived
+    from assistant.index.embedded import (SCHEMA, IndexMeta, _client, _collection, _records, _write_meta,
+                                          unit_from_record)
+
+    home = RESULTS / "scale" / f"{n}-g{synthetic.GENERATOR}-readers-only"
+    built = home / "built.json"
+    if not built.exists():
+        shutil.rmtree(home, ignore_errors=True)
+        log(f"scale {n}: generating the corpus and deriving the readers' arrays only (no Chroma records)")
+        corpus_dir, table = synthetic.make(n, home / "corpus", CORPUS, emb)
+        t = time.perf_counter()
+        corpus = load_corpus(corpus_dir)
+        chunks = corpus.chunks()
+        records = _records(chunks)
+        units = [r for r in records.values() if r.meta["kind"] == "unit"]
+        vectors = np.asarray(synthetic.PrecomputedEmbeddings(emb, table).embed_documents([r.text for r in units]),
+                             dtype=np.float32)
+        del table
+        generation = "chroma-readers-only"
+        folder = home / "data" / generation
+        folder.mkdir(parents=True)
+        _collection(_client(folder), "pht-corpus")  # an empty store: the record's place
+        meta = IndexMeta(schema=SCHEMA, model=emb.model_id, corpus_version=corpus.version, generation=generation,
+                         collection="pht-corpus", chunks=len(chunks), records=len(records),
+                         built_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                         documents={d.id: {"title": d.entry.title, "version": d.version, "file": d.entry.file,
+                                           "origin": d.entry.origin, "added": d.entry.added, "reviewed_by": "",
+                                           "sections": [{"id": s.id, "title": s.title} for s in d.sections]}
+                                    for d in corpus.documents})
+        order = {d.id: i for i, d in enumerate(corpus.documents)}
+        derived.write(folder, derived.derive(sorted(chunks, key=lambda c: (order[c.doc_id], c.start)),
+                                             [r.id for r in units], [unit_from_record(r.text, r.meta) for r in units],
+                                             vectors, np.array([r.meta["source"] for r in units]),
+                                             progress=lambda m: log(f"scale {n}: {m}")),
+                      derived.identity_of(meta))
+        _write_meta(home / "data", meta)
+        built.write_text(json.dumps({"build_s": round(time.perf_counter() - t, 1), "records": len(records),
+                                     "passages": len(chunks), "readers_only": True}))
+    return home, json.loads(built.read_text())
+
+
+def bench_scale(sizes: list[int], emb: Any, passes: int, fresh: bool, runs: int = 3,
+                readers_only: frozenset[int] = frozenset()) -> list[dict[str, Any]]:
     """Each size: a new process opens the store and answers (imports, open, first answer, warm
     passes, the floor on that store, memory); then cold `pht-assistant ask` processes, the sizes
     taken in turn ``runs`` times, so a busy neighbour slows them alike."""
@@ -762,23 +815,25 @@ def bench_scale(sizes: list[int], emb: Any, passes: int, fresh: bool, runs: int 
     out = []
     homes: dict[int, Path] = {}
     for n in sizes:
-        home, info = scale_store(n, emb, fresh)
+        home, info = readers_only_store(n, emb) if n in readers_only else scale_store(n, emb, fresh)
         homes[n] = home
         meta = read_meta(home / "data")
         disk = folder_mb(home / "data" / meta.generation)
         derived_mb = folder_mb(home / "data" / meta.generation / "derived")
         log(f"scale {n}: {info['records']} records, {disk} MB ({derived_mb} MB derived); measuring in a new process")
         env = {**os.environ, "PHT_DATA_DIR": str(home / "data"), "PHT_CORPUS_DIR": str(home / "corpus")}
-        r = run_measured([sys.executable, str(Path(__file__)), "--scale-worker", "--passes", str(passes)], env, timeout=3600)
+        worker = [sys.executable, str(Path(__file__)), "--scale-worker", "--passes", str(passes)]
+        r = run_measured(worker + (["--no-floor"] if n in readers_only else []), env, timeout=3600)
         if r["code"] != 0:
             out.append({"chunks": n, "error": r["stderr"].strip()[-400:]})
             continue
         w = json.loads(r["stdout"].strip().splitlines()[-1])
         out.append({"chunks": n, "passages": info["passages"], "records": info["records"],
+                    "readers_only": bool(info.get("readers_only")),
                     "build_s_when_made": info["build_s"], "disk_mb": disk, "derived_mb": derived_mb, **w,
                     "peak_rss_mb_with_floor": r["maxrss_mb"]})
         log(f"scale {n}: open {w['load_s']} s + first answer {w['first_answer_ms']} ms, warm p50 "
-            f"{w['latency_ms']['p50']} ms (floor {w['floor_ms']['p50']} ms), peak {w['serving_peak_mb']} MB")
+            f"{w['latency_ms']['p50']} ms (floor {w['floor_ms'].get('p50')} ms), peak {w['serving_peak_mb']} MB")
     ok = [s for s in out if "error" not in s]
     cold = {s["chunks"]: [] for s in ok}
     cli = VENV_BIN / "pht-assistant"
@@ -930,7 +985,7 @@ def _memory_mb() -> dict[str, float]:
     return out
 
 
-def scale_worker(passes: int) -> int:
+def scale_worker(passes: int, floor: bool = True) -> int:
     t0 = time.perf_counter()
     from assistant import Assistant
 
@@ -949,10 +1004,11 @@ def scale_worker(passes: int) -> int:
     # The floor on this store: one query embedding plus one raw Chroma query (after the passes:
     # it loads Chroma and its vector index into this process).
     emb = a.embeddings
-    collection = a.index._collection
-    collection.query(query_embeddings=[emb._encode(["first query loads the index"])[0].tolist()], n_results=5)
     floor, enc = [], []
-    for p in range(passes):
+    collection = a.index._collection if floor else None
+    if floor:
+        collection.query(query_embeddings=[emb._encode(["first query loads the index"])[0].tolist()], n_results=5)
+    for p in range(passes if floor else 0):
         for i, (q, _) in enumerate(QUESTIONS):
             t = time.perf_counter()
             v = emb._encode([f"{q} ({p}.{i})"])[0].tolist()
@@ -963,7 +1019,7 @@ def scale_worker(passes: int) -> int:
     print(json.dumps({"imports_s": round(t1 - t0, 2), "load_s": round(t2 - t1, 2), "first_answer_ms": ms(t3 - t2),
                       "search": getattr(a.index, "search", "chroma"), "latency_ms": summary(wall),
                       "floor_ms": summary(floor), "floor_encode_ms": summary(enc),
-                      "warm_p50_over_floor_p50": ratio(summary(wall)["p50"], summary(floor)["p50"]),
+                      "warm_p50_over_floor_p50": ratio(summary(wall)["p50"], summary(floor)["p50"]) if floor else None,
                       "serving_peak_mb": memory.get("VmHWM"), "memory_mb": memory,
                       "rss_after_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                       "background_cores": warm_cores}))
@@ -1142,17 +1198,18 @@ def build_report(r: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return "\n".join(lines) + "\n", targets
 
 
-def only_scale(sizes: list[int], passes: int, fresh: bool, runs: int = 3, prepare_only: bool = False) -> int:
+def only_scale(sizes: list[int], passes: int, fresh: bool, runs: int = 3, prepare_only: bool = False,
+               readers_only: frozenset[int] = frozenset()) -> int:
     from assistant.embed.minilm import MiniLMEmbeddings
 
     emb = MiniLMEmbeddings()
     if prepare_only:  # build the stores (and their derived arrays) now, measure later
         for n in sizes:
-            home, info = scale_store(n, emb, fresh)
+            home, info = readers_only_store(n, emb) if n in readers_only else scale_store(n, emb, fresh)
             log(f"scale {n}: ready in {home} ({info})")
         return 0
     bg = Background()
-    rows = bench_scale(sizes, emb, passes, fresh, runs)
+    rows = bench_scale(sizes, emb, passes, fresh, runs, readers_only)
     result = {"date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_info(),
               "scale": rows, "background_cores": bg.cores()}
     print(json.dumps(rows, indent=2))
@@ -1266,10 +1323,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--api-repeat", type=int, default=3, help="API rounds, each with a fresh server (default 3)")
     ap.add_argument("--prepare-only", action="store_true",
                     help="with --only-scale: build the synthetic stores (once) and stop; 1000000 takes an hour or more")
+    ap.add_argument("--readers-only", default="",
+                    help="sizes (comma-separated) whose Chroma store is left empty: the readers' arrays only (see readers_only_store)")
     ap.add_argument("--scale-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--no-floor", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.scale_worker:
-        return scale_worker(args.passes)
+        return scale_worker(args.passes, floor=not args.no_floor)
     if args.only_build:
         return only_build(args.runs)
     if args.only_api:
@@ -1292,7 +1352,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.only_scale:
         return only_scale([int(s) for s in args.scale.split(",") if s.strip()], args.passes, args.fresh_scale,
-                          max(1, args.runs), args.prepare_only)
+                          max(1, args.runs), args.prepare_only,
+                          frozenset(int(v) for v in args.readers_only.split(",") if v.strip()))
     os.environ["HF_HUB_OFFLINE"] = "1"
     runs = max(1, args.runs)
     started = time.perf_counter()
