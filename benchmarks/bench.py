@@ -985,7 +985,7 @@ def _memory_mb() -> dict[str, float]:
     return out
 
 
-def scale_worker(passes: int, floor: bool = True) -> int:
+def scale_worker(passes: int, with_floor: bool = True) -> int:
     t0 = time.perf_counter()
     from assistant import Assistant
 
@@ -1005,10 +1005,10 @@ def scale_worker(passes: int, floor: bool = True) -> int:
     # it loads Chroma and its vector index into this process).
     emb = a.embeddings
     floor, enc = [], []
-    collection = a.index._collection if floor else None
-    if floor:
+    collection = a.index._collection if with_floor else None
+    if with_floor:
         collection.query(query_embeddings=[emb._encode(["first query loads the index"])[0].tolist()], n_results=5)
-    for p in range(passes if floor else 0):
+    for p in range(passes if with_floor else 0):
         for i, (q, _) in enumerate(QUESTIONS):
             t = time.perf_counter()
             v = emb._encode([f"{q} ({p}.{i})"])[0].tolist()
@@ -1329,7 +1329,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-floor", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.scale_worker:
-        return scale_worker(args.passes, floor=not args.no_floor)
+        return scale_worker(args.passes, with_floor=not args.no_floor)
     if args.only_build:
         return only_build(args.runs)
     if args.only_api:
