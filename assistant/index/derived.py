@@ -294,10 +294,14 @@ class Strings(Sequence):
 
 
 class ChunkTable(Sequence):
-    """Every passage, in reading order, made into a :class:`Chunk` when asked for."""
+    """Every passage, in reading order, made into a :class:`Chunk` when asked for (the last
+    ``KEEP`` made are kept: a document's passages are looked through again and again)."""
+
+    KEEP = 16_384
 
     def __init__(self, d: "Derived") -> None:
         self._cols, self._text, self._pool = d.array("chunk_cols"), d.strings("chunk_text"), d.pool
+        self._made: dict[int, Chunk] = {}
 
     def __len__(self) -> int:
         return len(self._cols)
@@ -305,10 +309,17 @@ class ChunkTable(Sequence):
     def __getitem__(self, i: int) -> Chunk:  # type: ignore[override]
         if i < 0:
             i += len(self)
+        chunk = self._made.get(i)
+        if chunk is not None:
+            return chunk
         doc_id, doc_title, version, sid, stitle, start, end, ordinal = self._cols[i].tolist()
         p = self._pool
-        return Chunk(doc_id=p[doc_id], doc_title=p[doc_title], version=p[version], section_id=p[sid],
-                     section_title=p[stitle], start=start, end=end, text=self._text[i], ordinal=ordinal)
+        chunk = Chunk(doc_id=p[doc_id], doc_title=p[doc_title], version=p[version], section_id=p[sid],
+                      section_title=p[stitle], start=start, end=end, text=self._text[i], ordinal=ordinal)
+        if len(self._made) >= self.KEEP:
+            self._made.clear()
+        self._made[i] = chunk
+        return chunk
 
     def __iter__(self) -> Iterator[Chunk]:
         for i in range(len(self)):
@@ -320,8 +331,12 @@ class ChunkPositions(Mapping):
 
     def __init__(self, d: "Derived") -> None:
         self._ids, self._rows = d.array("chunk_ids_sorted"), d.array("chunk_ids_rows")
+        self._known = d.chunk_rows  # filled as sentences are read
 
     def get(self, key: str, default: Any = None) -> Any:
+        row = self._known.get(key)
+        if row is not None:
+            return row
         k = key.encode("ascii", "replace")
         i = int(np.searchsorted(self._ids, k))
         if i < len(self._ids) and self._ids[i] == k:
@@ -401,6 +416,7 @@ class Derived:
         self.pool: list[str] = data["pool"]
         self.search: str = manifest["search"]
         self._row_cache: dict[str, int] = {}
+        self.chunk_rows: dict[str, int] = {}  # passage id -> row, for passages whose sentences were read
 
     @classmethod
     def in_memory(cls, arrays: dict[str, Any]) -> "Derived":
@@ -423,7 +439,7 @@ class Derived:
                 # pull tens of megabytes of neighbouring vectors and texts into memory)
                 with contextlib.suppress(OSError):
                     mapped.madvise(mmap.MADV_RANDOM)
-            return a
+            return a.view(np.ndarray)  # the same pages; plain arrays index faster than np.memmap
 
         data = json.loads((path / "data.json").read_text(encoding="utf-8"))
         return cls(load, data, manifest)
@@ -445,6 +461,8 @@ class Derived:
     def unit(self, row: int) -> Unit:
         chunk_row, source, start, end, kind = self.array("unit_cols")[row].tolist()
         cid = self.array("chunk_id_by_row")[chunk_row].decode("ascii")
+        if len(self.chunk_rows) < 500_000:
+            self.chunk_rows[cid] = chunk_row
         return Unit(chunk_id=cid, source=self.pool[source], start=start, end=end,
                     text=self.strings("unit_text")[row], kind=_KINDS[kind])
 
