@@ -763,10 +763,9 @@ def readers_only_store(n: int, emb: Any) -> tuple[Path, dict[str, Any]]:
     import numpy as np
     import synthetic
 
-    from assistant.corpus.parse import load_corpus
+    from assistant.corpus.parse import chunk_units, load_corpus
     from assistant.index import derived
-    from assistant.index.embedded import (SCHEMA, IndexMeta, _client, _collection, _records, _write_meta,
-                                          unit_from_record)
+    from assistant.index.embedded import SCHEMA, IndexMeta, _client, _collection, _write_meta
 
     home = RESULTS / "scale" / f"{n}-g{synthetic.GENERATOR}-readers-only"
     built = home / "built.json"
@@ -777,30 +776,45 @@ def readers_only_store(n: int, emb: Any) -> tuple[Path, dict[str, Any]]:
         t = time.perf_counter()
         corpus = load_corpus(corpus_dir)
         chunks = corpus.chunks()
-        records = _records(chunks)
-        units = [r for r in records.values() if r.meta["kind"] == "unit"]
-        vectors = np.asarray(synthetic.PrecomputedEmbeddings(emb, table).embed_documents([r.text for r in units]),
-                             dtype=np.float32)
+        # sentences and their vectors straight into arrays (lists of floats for a million
+        # sentences would take over ten gigabytes)
+        unit_ids, units, groups, rows = [], [], [], []
+        for c in chunks:
+            for u in chunk_units(c):
+                unit_ids.append(u.id)
+                units.append(u)
+                groups.append(u.source)
+        vectors = np.zeros((len(units), 384), dtype=np.float32)
+        missing = []
+        for i, u in enumerate(units):
+            v = table.pop(u.text, None)
+            if v is None:
+                missing.append(i)
+            else:
+                vectors[i] = v
         del table
+        if missing:  # the real corpus's sentences: the real encoder
+            vectors[missing] = np.asarray(emb.embed_documents([units[i].text for i in missing]), dtype=np.float32)
+        records = len(chunks) + len(units)
         generation = "chroma-readers-only"
         folder = home / "data" / generation
         folder.mkdir(parents=True)
         _collection(_client(folder), "pht-corpus")  # an empty store: the record's place
         meta = IndexMeta(schema=SCHEMA, model=emb.model_id, corpus_version=corpus.version, generation=generation,
-                         collection="pht-corpus", chunks=len(chunks), records=len(records),
+                         collection="pht-corpus", chunks=len(chunks), records=records,
                          built_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                          documents={d.id: {"title": d.entry.title, "version": d.version, "file": d.entry.file,
                                            "origin": d.entry.origin, "added": d.entry.added, "reviewed_by": "",
                                            "sections": [{"id": s.id, "title": s.title} for s in d.sections]}
                                     for d in corpus.documents})
         order = {d.id: i for i, d in enumerate(corpus.documents)}
+        log(f"scale {n}: {len(chunks)} passages, {len(units)} sentences read; deriving")
         derived.write(folder, derived.derive(sorted(chunks, key=lambda c: (order[c.doc_id], c.start)),
-                                             [r.id for r in units], [unit_from_record(r.text, r.meta) for r in units],
-                                             vectors, np.array([r.meta["source"] for r in units]),
+                                             unit_ids, units, vectors, np.array(groups),
                                              progress=lambda m: log(f"scale {n}: {m}")),
                       derived.identity_of(meta))
         _write_meta(home / "data", meta)
-        built.write_text(json.dumps({"build_s": round(time.perf_counter() - t, 1), "records": len(records),
+        built.write_text(json.dumps({"build_s": round(time.perf_counter() - t, 1), "records": records,
                                      "passages": len(chunks), "readers_only": True}))
     return home, json.loads(built.read_text())
 
