@@ -59,13 +59,17 @@ def _through_chroma(data) -> ChromaIndex:
 
 
 def _results(retriever, embeddings, questions):
+    from assistant.contracts import Query
+
     out = []
     for q in questions:
         v = embeddings.embed_query(q)
         out.append((
-            retriever.max_similarity(v),
+            retriever.nearest(v),
             [(p.chunk, p.relevance, p.dense, p.lexical, p.fused, p.coverage, [(u, s) for u, s in p.units])
-             for p in retriever.retrieve(q, v)],
+             for p in retriever.retrieve(Query(text=q, vector=v, focus=q))],
+            retriever.query_terms(q),
+            retriever.spelled(q),
         ))
     return out
 
@@ -93,8 +97,9 @@ def test_retrieval_from_the_derived_arrays_equals_retrieval_from_the_store(built
 def test_bm25_scores_are_those_of_bm25s(built_data_dir):
     import bm25s
 
-    from assistant.retrieval.hybrid import _terms_of, _words
     from assistant.retrieval.prepare import Bm25Scores, lexical_arrays
+    from assistant.retrieval.terms import terms_of as _terms_of
+    from assistant.retrieval.terms import words as _words
 
     chunks = ChromaIndex(built_data_dir).records()
     words = [_words(f"{c.section_title} {c.text}") for c in chunks]

@@ -64,26 +64,51 @@ class Caller:
     kind: str
 
 
-async def caller(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Caller:
-    """Any valid key of a clinic (publishable keys only from the clinic's allowed origins)."""
+def origin_key(origin: str) -> str:
+    """An origin as compared: no trailing slash, lowercase (``https://North.example/`` is ``https://north.example``)."""
+    return origin.strip().rstrip("/").lower()
+
+
+def _identify(request: Request, credentials: HTTPAuthorizationCredentials | None, *, count: bool) -> Caller:
+    """The key's clinic and kind. A publishable key's origin is checked before the request is
+    counted against the key's rate limit: requests refused for a foreign origin never use up the
+    clinic's budget. An allowed origin is left in ``request.state.cors_origin`` for the CORS
+    middleware (assistant/api/cors.py), which then lets the browser read the response."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise NotAuthenticated()
     info = request.app.state.assistant.library.registry.authenticate(credentials.credentials)
     if info is None:
         raise NotAuthenticated("The API key is unknown or revoked; ask the clinic's administrator for a key.")
     request.state.clinic = info.clinic.id
-    request.app.state.limiter.check(info.id)
     if info.kind == "publishable":
-        origin = request.headers.get("origin", "")
-        if origin.rstrip("/") not in {o.rstrip("/") for o in info.clinic.allowed_origins}:
+        origin = origin_key(request.headers.get("origin", ""))
+        if not origin or origin not in {origin_key(o) for o in info.clinic.allowed_origins}:
             raise NotAllowed(
                 "This publishable key only works from the clinic's allowed origins; add the site with "
-                "`pht-assistant clinic add --allowed-origin` or use the secret key from a server."
+                "`pht-assistant clinic set CLINIC --allowed-origin URL` or use the secret key from a server."
             )
+        request.state.cors_origin = request.headers["origin"]
+    if count:
+        request.app.state.limiter.check(info.id)
     return Caller(key_id=info.id, clinic=info.clinic, kind=info.kind)
+
+
+async def caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    """Any valid key of a clinic (publishable keys only from the clinic's allowed origins), counted
+    against the key's rate limit."""
+    return _identify(request, credentials, count=True)
+
+
+async def uncounted_caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    """As :func:`caller`, without counting: for reads as cheap as the key check itself (the
+    widget's settings on a page load), so page views do not spend the budget for questions."""
+    return _identify(request, credentials, count=False)
 
 
 async def secret_caller(who: Annotated[Caller, Depends(caller)]) -> Caller:
@@ -96,6 +121,7 @@ async def secret_caller(who: Annotated[Caller, Depends(caller)]) -> Caller:
 
 
 AnyKey = Annotated[Caller, Depends(caller)]
+AnyKeyUncounted = Annotated[Caller, Depends(uncounted_caller)]
 SecretKey = Annotated[Caller, Depends(secret_caller)]
 AssistantDep = Annotated[Any, Depends(get_assistant)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]

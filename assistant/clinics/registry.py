@@ -1,4 +1,5 @@
-"""Clinics, their API keys, their documents and their audit trail, in one SQLite file.
+"""Clinics, their API keys, their documents, their audit trail and their patients' feedback, in
+one SQLite file.
 
 Keys are shown once when created and stored only as a SHA-256 hash (they are 32 random bytes,
 so a plain hash is enough). A key looks like ``pht_sk_<id>_<secret>`` (secret: for a clinic's
@@ -31,13 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import ClinicError, DocumentNotFound, UnknownClinic
+from assistant.errors import ClinicError, DocumentNotFound, UnknownAnswer, UnknownClinic
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS clinics (
     id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, emergency_text TEXT NOT NULL DEFAULT '',
     allowed_origins TEXT NOT NULL DEFAULT '[]', created TEXT NOT NULL,
-    revision INTEGER NOT NULL DEFAULT 0
+    revision INTEGER NOT NULL DEFAULT 0,
+    accent_color TEXT NOT NULL DEFAULT '', logo_url TEXT NOT NULL DEFAULT '',
+    feedback_questions INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS keys (
     id TEXT PRIMARY KEY, clinic_id TEXT NOT NULL REFERENCES clinics(id), hash TEXT NOT NULL,
@@ -55,11 +58,28 @@ CREATE TABLE IF NOT EXISTS audit (
     corpus_version TEXT NOT NULL, composer TEXT NOT NULL, model TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_clinic ON audit (clinic_id, id);
+CREATE INDEX IF NOT EXISTS audit_answer ON audit (answer_id);
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, clinic_id TEXT NOT NULL, answer_id TEXT NOT NULL,
+    rating TEXT NOT NULL CHECK (rating IN ('up', 'down')), comment TEXT NOT NULL DEFAULT '',
+    question TEXT, status TEXT NOT NULL, sources TEXT NOT NULL, time TEXT NOT NULL,
+    updated TEXT NOT NULL, UNIQUE (clinic_id, answer_id)
+);
 """
+
+# Columns added to ``clinics`` after the first release: added to older files when opened.
+_CLINIC_COLUMNS = {
+    "accent_color": "TEXT NOT NULL DEFAULT ''",
+    "logo_url": "TEXT NOT NULL DEFAULT ''",
+    "feedback_questions": "INTEGER NOT NULL DEFAULT 0",
+}
 
 log = logging.getLogger("assistant.clinics.registry")
 
 _KEY = re.compile(r"^pht_(sk|pk)_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")
+_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+_LOGO_URL = re.compile(r"^https?://[^\s\"'<>()\\]+$")
+_ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
 
 
 def _now() -> str:
@@ -89,6 +109,9 @@ class Clinic:
     emergency_text: str = ""
     allowed_origins: tuple[str, ...] = ()
     revision: int = 0
+    accent_color: str = ""  # the widget's accent, e.g. "#0b7285"; empty: the widget's default
+    logo_url: str = ""  # shown in the widget's header; empty: no logo
+    feedback_questions: bool = False  # keep the question text with a patient's feedback
 
 
 @dataclass(frozen=True)
@@ -145,6 +168,11 @@ class ClinicRegistry:
         with contextlib.closing(sqlite3.connect(self.path, timeout=30.0)) as conn:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
+            have = {r[1] for r in conn.execute("PRAGMA table_info(clinics)")}
+            for column, kind in _CLINIC_COLUMNS.items():
+                if column not in have:
+                    conn.execute(f"ALTER TABLE clinics ADD COLUMN {column} {kind}")
+            conn.commit()
         self._audit = AuditWriter(self._write_audit)
 
     def _conn(self) -> sqlite3.Connection:
@@ -186,18 +214,74 @@ class ClinicRegistry:
     # -- clinics -------------------------------------------------------------------------------
 
     def add_clinic(
-        self, name: str, *, emergency_text: str = "", allowed_origins: list[str] | None = None
+        self,
+        name: str,
+        *,
+        emergency_text: str = "",
+        allowed_origins: list[str] | None = None,
+        accent_color: str = "",
+        logo_url: str = "",
+        feedback_questions: bool = False,
     ) -> Clinic:
         name = name.strip()
         cid = clinic_slug(name)
+        theme = _theme(accent_color, logo_url)
         with self._db() as db:
             if db.execute("SELECT 1 FROM clinics WHERE id = ? OR name = ?", (cid, name)).fetchone():
                 raise ClinicError(f"A clinic named {name!r} already exists; choose another name.")
             db.execute(
-                "INSERT INTO clinics (id, name, emergency_text, allowed_origins, created) VALUES (?, ?, ?, ?, ?)",
-                (cid, name, emergency_text.strip(), json.dumps(list(allowed_origins or [])), _now()),
+                "INSERT INTO clinics (id, name, emergency_text, allowed_origins, created, accent_color, logo_url, "
+                "feedback_questions) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    cid,
+                    name,
+                    emergency_text.strip(),
+                    json.dumps(_origins(allowed_origins or [])),
+                    _now(),
+                    *theme,
+                    int(feedback_questions),
+                ),
             )
         return self.clinic(cid)
+
+    def update_clinic(
+        self,
+        name_or_id: str,
+        *,
+        emergency_text: str | None = None,
+        allowed_origins: list[str] | None = None,
+        accent_color: str | None = None,
+        logo_url: str | None = None,
+        feedback_questions: bool | None = None,
+    ) -> Clinic:
+        """Change the given fields of a clinic's record (``None`` leaves a field as it is; an empty
+        colour or logo URL removes it). Every worker sees the change on its next request.
+
+        >>> import tempfile, pathlib
+        >>> reg = ClinicRegistry(pathlib.Path(tempfile.mkdtemp()) / "clinics.sqlite3")
+        >>> _ = reg.add_clinic("North Physio")
+        >>> reg.update_clinic("north-physio", accent_color="#0B7285").accent_color
+        '#0b7285'
+        """
+        clinic = self.clinic(name_or_id)
+        accent, logo = _theme(
+            clinic.accent_color if accent_color is None else accent_color,
+            clinic.logo_url if logo_url is None else logo_url,
+        )
+        with self._db() as db:
+            db.execute(
+                "UPDATE clinics SET emergency_text = ?, allowed_origins = ?, accent_color = ?, logo_url = ?, "
+                "feedback_questions = ? WHERE id = ?",
+                (
+                    clinic.emergency_text if emergency_text is None else emergency_text.strip(),
+                    json.dumps(_origins(clinic.allowed_origins if allowed_origins is None else allowed_origins)),
+                    accent,
+                    logo,
+                    int(clinic.feedback_questions if feedback_questions is None else feedback_questions),
+                    clinic.id,
+                ),
+            )
+        return self.clinic(clinic.id)
 
     def clinics(self) -> list[Clinic]:
         rows = self._rows("SELECT * FROM clinics ORDER BY name")
@@ -219,6 +303,9 @@ class ClinicRegistry:
             emergency_text=row["emergency_text"],
             allowed_origins=tuple(json.loads(row["allowed_origins"])),
             revision=row["revision"],
+            accent_color=row["accent_color"],
+            logo_url=row["logo_url"],
+            feedback_questions=bool(row["feedback_questions"]),
         )
 
     def revisions(self) -> dict[str, int]:
@@ -379,6 +466,15 @@ class ClinicRegistry:
             )
         )
 
+    def answered(self, clinic_id: str, answer_id: str) -> dict[str, Any] | None:
+        """The audit record of an answer this clinic was given, or ``None`` (never another clinic's)."""
+        self.flush_audit()  # an answer this process has just given is found
+        row = self._row(
+            "SELECT status, sources FROM audit WHERE clinic_id = ? AND answer_id = ? ORDER BY id DESC LIMIT 1",
+            (clinic_id, answer_id),
+        )
+        return None if row is None else {"status": row["status"], "sources": json.loads(row["sources"])}
+
     def _write_audit(self, rows: list[tuple[Any, ...]]) -> None:
         with self._db() as db:
             db.executemany(
@@ -417,6 +513,95 @@ class ClinicRegistry:
             }
             for r in rows
         ]
+
+    # -- feedback ------------------------------------------------------------------------------
+
+    def record_feedback(
+        self, clinic_id: str, answer_id: str, rating: str, *, comment: str = "", question: str | None = None
+    ) -> dict[str, Any]:
+        """A patient's rating of one answer the clinic was given, with an optional comment; a
+        second rating of the same answer replaces the first (a new comment replaces the old one).
+
+        ``question`` is kept only when the clinic has ``feedback_questions`` turned on; otherwise
+        it is dropped here. Raises :class:`UnknownAnswer` for an answer not in the clinic's audit
+        trail (another clinic's, or none at all).
+        """
+        if rating not in ("up", "down"):
+            raise ClinicError("A rating is 'up' or 'down'.")
+        clinic = self.clinic(clinic_id)
+        given = self.answered(clinic.id, answer_id)
+        if given is None:
+            raise UnknownAnswer()
+        kept = question if clinic.feedback_questions and question else None
+        now = _now()
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO feedback (clinic_id, answer_id, rating, comment, question, status, sources, time, updated) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (clinic_id, answer_id) DO UPDATE SET "
+                "rating = excluded.rating, updated = excluded.updated, "
+                "comment = CASE WHEN excluded.comment != '' THEN excluded.comment ELSE comment END, "
+                "question = COALESCE(excluded.question, question)",
+                (
+                    clinic.id,
+                    answer_id,
+                    rating,
+                    comment.strip(),
+                    kept,
+                    given["status"],
+                    json.dumps([s["source"] for s in given["sources"]]),
+                    now,
+                    now,
+                ),
+            )
+        row = self._row("SELECT * FROM feedback WHERE clinic_id = ? AND answer_id = ?", (clinic.id, answer_id))
+        return self._feedback(row)
+
+    def feedback(self, clinic_id: str, *, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
+        """The clinic's feedback, newest first (``before``: only rows with a smaller id)."""
+        query, args = "SELECT * FROM feedback WHERE clinic_id = ?", [clinic_id]
+        if before is not None:
+            query += " AND id < ?"
+            args.append(before)
+        return [self._feedback(r) for r in self._rows(query + " ORDER BY id DESC LIMIT ?", [*args, limit])]
+
+    @staticmethod
+    def _feedback(row: sqlite3.Row) -> dict[str, Any]:
+        return {
+            "id": row["id"],
+            "time": row["time"],
+            "updated": row["updated"],
+            "answer_id": row["answer_id"],
+            "rating": row["rating"],
+            "comment": row["comment"],
+            "status": row["status"],
+            "sources": json.loads(row["sources"]),
+            "question": row["question"],
+        }
+
+
+def _origins(origins: list[str] | tuple[str, ...]) -> list[str]:
+    """Allowed origins as a browser sends them: scheme and host (and port), no path."""
+    out = []
+    for origin in origins:
+        o = origin.strip().rstrip("/")
+        if not _ORIGIN.match(o):
+            raise ClinicError(
+                f"{origin!r} is not a site's origin; give its scheme and host only, like https://www.north-physio.example."
+            )
+        out.append(o)
+    return out
+
+
+def _theme(accent_color: str, logo_url: str) -> tuple[str, str]:
+    """A clinic's accent colour (``#rgb`` or ``#rrggbb``, kept lowercase) and logo URL, checked."""
+    accent, logo = accent_color.strip().lower(), logo_url.strip()
+    if accent and not _COLOUR.match(accent):
+        raise ClinicError(f"The accent colour {accent_color!r} is not a hex colour; give one like #0b7285.")
+    if logo and not _LOGO_URL.match(logo):
+        raise ClinicError(
+            f"The logo URL {logo_url!r} is not an http(s) address; give one like https://clinic.example/logo.png."
+        )
+    return accent, logo
 
 
 _WRITERS: "weakref.WeakSet[AuditWriter]" = weakref.WeakSet()

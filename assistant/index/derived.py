@@ -69,6 +69,7 @@ def _params() -> dict[str, Any]:
     from assistant.retrieval import prepare
 
     return {"hub_neighbours": prepare.HUB_NEIGHBOURS, "hub_sample": prepare.HUB_SAMPLE,
+            "terms": prepare.terms_fingerprint(),
             "exact_max": EXACT_SEARCH_MAX_UNITS, "probe_share": IVF_PROBE_SHARE, "min_probes": IVF_MIN_PROBES}
 
 
@@ -137,7 +138,8 @@ def derive(
     """Every array a reader maps, from the passages (in reading order) and the sentences (in the
     store's order, with their vectors and section keys)."""
     from assistant.retrieval import prepare
-    from assistant.retrieval.hybrid import _outside, _terms_of, _words
+    from assistant.retrieval.hybrid import _outside
+    from assistant.retrieval.terms import terms_of, words
 
     say = progress or (lambda _msg: None)
     arrays: dict[str, Any] = {}
@@ -169,8 +171,8 @@ def derive(
     arrays["framing"] = np.array([_outside(c) and c.doc_id in headed for c in chunks], dtype=bool)
 
     say("lexical index")
-    words = [_words(f"{c.section_title} {c.text}") for c in chunks]
-    lexical = prepare.lexical_arrays(words, _terms_of)
+    chunk_words = [words(f"{c.section_title} {c.text}") for c in chunks]
+    lexical = prepare.lexical_arrays(chunk_words, terms_of)
     for k, v in lexical.items():
         if isinstance(v, np.ndarray):
             arrays[k] = v

@@ -24,6 +24,23 @@ HUB_NEIGHBOURS = 8
 HUB_SAMPLE = 4096
 
 
+def terms_fingerprint() -> str:
+    """Changes when the way a passage is cut into index terms changes (the code of the steps,
+    the stopwords, the clippings in the vocabulary file): derived arrays made another way are stale."""
+    import hashlib
+    import inspect
+    import json
+
+    from assistant.retrieval import lexical, terms
+
+    h = hashlib.sha256()
+    for f in (terms.words, terms.stems, terms.terms_of, terms._stemmer, lexical.expand, lexical.family):
+        h.update(inspect.getsource(inspect.unwrap(f)).encode())
+    h.update(json.dumps([sorted(terms.STOPWORDS), terms._WORD.pattern, terms._BRITISH_IZE.pattern,
+                         sorted(lexical.clippings().items())]).encode())
+    return h.hexdigest()[:16]
+
+
 def hubness(ids: np.ndarray, vectors: np.ndarray, groups: np.ndarray,
             neighbours: int = HUB_NEIGHBOURS, sample: int = HUB_SAMPLE) -> np.ndarray:
     """Each unit's mean similarity to its nearest units in *other* sections (float64, row order).
