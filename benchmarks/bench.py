@@ -746,6 +746,8 @@ def scale_store(n: int, emb: Any, fresh: bool) -> tuple[Path, dict[str, Any]]:
         del table
         built.write_text(json.dumps({"build_s": round(time.perf_counter() - t, 1), "records": report.records,
                                      "passages": report.chunks}))
+    else:  # a store made by older code: its record brought to this layout (nothing is re-encoded)
+        build_index(home / "data", home / "corpus", emb)
     t = time.perf_counter()
     ChromaIndex(home / "data").close()  # derives the arrays if they are missing or stale (older code)
     if time.perf_counter() - t > 5:

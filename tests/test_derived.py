@@ -286,3 +286,23 @@ def test_a_writer_killed_mid_write_never_leaves_a_reader_a_wrong_index(
     assert derived.check(folder, read_meta(data)) is not None and not list(folder.glob(".derived-*"))
     q = ["Can running be part of my rehab?", "What should I do before a marathon?"]
     assert _results(HybridRetriever(reader), embeddings, q) == _results(HybridRetriever(ChromaIndex(built_data_dir)), embeddings, q)
+
+
+def test_the_index_record_keeps_its_documents_beside_the_store(built_data_dir, tmp_path, embeddings):
+    """A reader reads a small record; the documents are read when asked for. A record written by
+    an older version (documents inside) is still read, and moved to this layout by the next build."""
+    data = tmp_path / "data"
+    shutil.copytree(built_data_dir, data)
+    record = json.loads((data / "index.json").read_text())
+    assert record["documents"] == {} and record["documents_file"] == "documents.json"
+    full = read_meta(data)
+    assert "pht-podcast-qa" in full.documents and read_meta(data, documents=False).documents == {}
+    assert ChromaIndex(data).meta.documents == full.documents
+
+    old = {**record, "documents": full.documents}
+    del old["documents_file"]
+    (data / "index.json").write_text(json.dumps(old))
+    assert read_meta(data).documents == full.documents
+    assert not build_index(data, ROOT / "corpus", embeddings).changed
+    assert json.loads((data / "index.json").read_text())["documents"] == {}
+    assert read_meta(data).documents == full.documents

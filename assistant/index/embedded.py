@@ -141,6 +141,15 @@ def read_documents(data_dir: Path, meta: IndexMeta) -> dict[str, dict[str, Any]]
         ) from None
 
 
+def _record_has_documents(data_dir: Path) -> bool:
+    """The index record still holds the documents itself (written by an older version)."""
+    try:
+        with open(Path(data_dir) / META_NAME, encoding="utf-8") as fh:
+            return '"documents_file"' not in fh.read()
+    except OSError:
+        return False
+
+
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     tmp.write_text(text, encoding="utf-8")
@@ -325,6 +334,8 @@ def build_index(
             say(reason)
 
         if meta and meta.corpus_version == corpus.version and meta.records == len(records):
+            if _record_has_documents(data_dir):
+                _write_meta(data_dir, meta)  # an older layout: the documents move beside the store
             return BuildReport(
                 chunks=len(all_chunks),
                 records=len(records),
