@@ -417,6 +417,7 @@ class Derived:
         self.search: str = manifest["search"]
         self._row_cache: dict[str, int] = {}
         self.chunk_rows: dict[str, int] = {}  # passage id -> row, for passages whose sentences were read
+        self._units_made: dict[int, Unit] = {}
 
     @classmethod
     def in_memory(cls, arrays: dict[str, Any]) -> "Derived":
@@ -459,6 +460,16 @@ class Derived:
         return int(self.manifest["units"])
 
     def unit(self, row: int) -> Unit:
+        made = self._units_made.get(row)
+        if made is not None:
+            return made
+        made = self._unit(row)
+        if len(self._units_made) >= 65_536:
+            self._units_made.clear()
+        self._units_made[row] = made
+        return made
+
+    def _unit(self, row: int) -> Unit:
         chunk_row, source, start, end, kind = self.array("unit_cols")[row].tolist()
         cid = self.array("chunk_id_by_row")[chunk_row].decode("ascii")
         if len(self.chunk_rows) < 500_000:

@@ -127,12 +127,21 @@ class Bm25Scores:
 class TermSets(Sequence):
     """Each passage's set of terms, made when asked for (``terms in term_sets[pos]``)."""
 
+    KEEP = 65_536  # sets kept once made (a passage is asked about again and again)
+
     def __init__(self, ptr: np.ndarray, ids: np.ndarray, vocabulary: Sequence[str]) -> None:
         self._ptr, self._ids, self._vocabulary = ptr, ids, vocabulary
+        self._made: dict[int, frozenset[str]] = {}
 
     def __len__(self) -> int:
         return len(self._ptr) - 1
 
     def __getitem__(self, pos: int) -> frozenset[str]:  # type: ignore[override]
-        v = self._vocabulary
-        return frozenset(v[i] for i in self._ids[self._ptr[pos] : self._ptr[pos + 1]].tolist())
+        made = self._made.get(pos)
+        if made is None:
+            v = self._vocabulary
+            made = frozenset(v[i] for i in self._ids[self._ptr[pos] : self._ptr[pos + 1]].tolist())
+            if len(self._made) >= self.KEEP:
+                self._made.clear()
+            self._made[pos] = made
+        return made
