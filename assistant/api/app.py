@@ -133,11 +133,17 @@ def create_app(settings: Settings | None = None, assistant: Any = None) -> FastA
             app.state.assistant = await run_in_threadpool(load)
             app.state.owned = True
         log.info(
-            "ready: store %s, corpus %s",
+            "ready: store %s, corpus %s, composer %s",
             app.state.assistant.library.store.kind,
             app.state.assistant.corpus_version,
+            app.state.assistant.describe_composer(),
         )
+        tally = getattr(app.state.assistant, "composed", None)  # language-model replies and fallbacks -> /metrics
+        if tally is not None:
+            tally.listeners.append(app.state.metrics.observe_composed)
         yield
+        if tally is not None:
+            tally.listeners.remove(app.state.metrics.observe_composed)
         library = app.state.assistant.library_if_open
         if library is not None:  # every answer's audit record is committed before the server stops
             await run_in_threadpool(library.registry.flush_audit)

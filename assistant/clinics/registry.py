@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from assistant.errors import ClinicError, DocumentNotFound, UnknownAnswer, UnknownClinic
 
 _SCHEMA = """
@@ -40,7 +42,8 @@ CREATE TABLE IF NOT EXISTS clinics (
     allowed_origins TEXT NOT NULL DEFAULT '[]', created TEXT NOT NULL,
     revision INTEGER NOT NULL DEFAULT 0,
     accent_color TEXT NOT NULL DEFAULT '', logo_url TEXT NOT NULL DEFAULT '',
-    feedback_questions INTEGER NOT NULL DEFAULT 0
+    feedback_questions INTEGER NOT NULL DEFAULT 0,
+    llm_base_url TEXT NOT NULL DEFAULT '', llm_model TEXT NOT NULL DEFAULT '', llm_api_key TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS keys (
     id TEXT PRIMARY KEY, clinic_id TEXT NOT NULL REFERENCES clinics(id), hash TEXT NOT NULL,
@@ -55,7 +58,8 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, clinic_id TEXT NOT NULL,
     answer_id TEXT NOT NULL, status TEXT NOT NULL, triage TEXT NOT NULL, sources TEXT NOT NULL,
-    corpus_version TEXT NOT NULL, composer TEXT NOT NULL, model TEXT NOT NULL
+    corpus_version TEXT NOT NULL, composer TEXT NOT NULL, model TEXT NOT NULL,
+    prompt_version TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS audit_clinic ON audit (clinic_id, id);
 CREATE INDEX IF NOT EXISTS audit_answer ON audit (answer_id);
@@ -72,7 +76,13 @@ _CLINIC_COLUMNS = {
     "accent_color": "TEXT NOT NULL DEFAULT ''",
     "logo_url": "TEXT NOT NULL DEFAULT ''",
     "feedback_questions": "INTEGER NOT NULL DEFAULT 0",
+    # the clinic's own language-model endpoint (docs/api.md); the key is only ever read to call it
+    "llm_base_url": "TEXT NOT NULL DEFAULT ''",
+    "llm_model": "TEXT NOT NULL DEFAULT ''",
+    "llm_api_key": "TEXT NOT NULL DEFAULT ''",
 }
+# Columns added to ``audit`` after the first release.
+_AUDIT_COLUMNS = {"prompt_version": "TEXT NOT NULL DEFAULT ''"}
 
 log = logging.getLogger("assistant.clinics.registry")
 
@@ -80,6 +90,7 @@ _KEY = re.compile(r"^pht_(sk|pk)_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")
 _COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _LOGO_URL = re.compile(r"^https?://[^\s\"'<>()\\]+$")
 _ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
+_ENDPOINT = re.compile(r"^https?://[^\s\"'<>]+$")
 
 
 def _now() -> str:
@@ -112,6 +123,9 @@ class Clinic:
     accent_color: str = ""  # the widget's accent, e.g. "#0b7285"; empty: the widget's default
     logo_url: str = ""  # shown in the widget's header; empty: no logo
     feedback_questions: bool = False  # keep the question text with a patient's feedback
+    llm_base_url: str = ""  # the clinic's own OpenAI-compatible endpoint; empty: the server's composer
+    llm_model: str = ""
+    llm_api_key: SecretStr = field(default=SecretStr(""), repr=False)  # never shown, logged or listed
 
 
 @dataclass(frozen=True)
@@ -172,6 +186,10 @@ class ClinicRegistry:
             for column, kind in _CLINIC_COLUMNS.items():
                 if column not in have:
                     conn.execute(f"ALTER TABLE clinics ADD COLUMN {column} {kind}")
+            have = {r[1] for r in conn.execute("PRAGMA table_info(audit)")}
+            for column, kind in _AUDIT_COLUMNS.items():
+                if column not in have:
+                    conn.execute(f"ALTER TABLE audit ADD COLUMN {column} {kind}")
             conn.commit()
         self._audit = AuditWriter(self._write_audit)
 
@@ -222,8 +240,12 @@ class ClinicRegistry:
         accent_color: str = "",
         logo_url: str = "",
         feedback_questions: bool = False,
+        llm_base_url: str = "",
+        llm_model: str = "",
+        llm_api_key: str = "",
     ) -> Clinic:
         name = name.strip()
+        llm = _llm(llm_base_url, llm_model, llm_api_key)
         cid = clinic_slug(name)
         theme = _theme(accent_color, logo_url)
         with self._db() as db:
@@ -231,7 +253,7 @@ class ClinicRegistry:
                 raise ClinicError(f"A clinic named {name!r} already exists; choose another name.")
             db.execute(
                 "INSERT INTO clinics (id, name, emergency_text, allowed_origins, created, accent_color, logo_url, "
-                "feedback_questions) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "feedback_questions, llm_base_url, llm_model, llm_api_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     cid,
                     name,
@@ -240,6 +262,7 @@ class ClinicRegistry:
                     _now(),
                     *theme,
                     int(feedback_questions),
+                    *llm,
                 ),
             )
         return self.clinic(cid)
@@ -253,6 +276,9 @@ class ClinicRegistry:
         accent_color: str | None = None,
         logo_url: str | None = None,
         feedback_questions: bool | None = None,
+        llm_base_url: str | None = None,
+        llm_model: str | None = None,
+        llm_api_key: str | None = None,
     ) -> Clinic:
         """Change the given fields of a clinic's record (``None`` leaves a field as it is; an empty
         colour or logo URL removes it). Every worker sees the change on its next request.
@@ -268,16 +294,23 @@ class ClinicRegistry:
             clinic.accent_color if accent_color is None else accent_color,
             clinic.logo_url if logo_url is None else logo_url,
         )
+        url = clinic.llm_base_url if llm_base_url is None else llm_base_url
+        llm = _llm(
+            url,
+            (clinic.llm_model if llm_model is None else llm_model) if url.strip() else "",
+            (clinic.llm_api_key.get_secret_value() if llm_api_key is None else llm_api_key) if url.strip() else "",
+        )  # an emptied endpoint takes its model and key with it
         with self._db() as db:
             db.execute(
                 "UPDATE clinics SET emergency_text = ?, allowed_origins = ?, accent_color = ?, logo_url = ?, "
-                "feedback_questions = ? WHERE id = ?",
+                "feedback_questions = ?, llm_base_url = ?, llm_model = ?, llm_api_key = ? WHERE id = ?",
                 (
                     clinic.emergency_text if emergency_text is None else emergency_text.strip(),
                     json.dumps(_origins(clinic.allowed_origins if allowed_origins is None else allowed_origins)),
                     accent,
                     logo,
                     int(clinic.feedback_questions if feedback_questions is None else feedback_questions),
+                    *llm,
                     clinic.id,
                 ),
             )
@@ -306,6 +339,9 @@ class ClinicRegistry:
             accent_color=row["accent_color"],
             logo_url=row["logo_url"],
             feedback_questions=bool(row["feedback_questions"]),
+            llm_base_url=row["llm_base_url"],
+            llm_model=row["llm_model"],
+            llm_api_key=SecretStr(row["llm_api_key"]),
         )
 
     def revisions(self) -> dict[str, int]:
@@ -441,8 +477,9 @@ class ClinicRegistry:
 
     # -- audit ---------------------------------------------------------------------------------
 
-    def record_answer(self, clinic_id: str, answer: Any, *, composer: str, model: str) -> None:
-        """One audit row for an answer: never the question text.
+    def record_answer(self, clinic_id: str, answer: Any, *, composer: str, model: str, prompt_version: str = "") -> None:
+        """One audit row for an answer: never the question text. ``prompt_version``: the version of
+        the prompt a language model wrote the reply with (empty for quoted replies).
 
         The row (its time is now) is handed to this registry's :class:`AuditWriter`, which commits
         it from a background thread, batched with the rows that arrived meanwhile; :meth:`audit`
@@ -463,6 +500,7 @@ class ClinicRegistry:
                 answer.corpus_version,
                 composer,
                 model,
+                prompt_version,
             )
         )
 
@@ -478,8 +516,8 @@ class ClinicRegistry:
     def _write_audit(self, rows: list[tuple[Any, ...]]) -> None:
         with self._db() as db:
             db.executemany(
-                "INSERT INTO audit (time, clinic_id, answer_id, status, triage, sources, corpus_version, composer, model) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO audit (time, clinic_id, answer_id, status, triage, sources, corpus_version, composer, model, "
+                "prompt_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
 
@@ -510,6 +548,7 @@ class ClinicRegistry:
                 "corpus_version": r["corpus_version"],
                 "composer": r["composer"],
                 "model": r["model"],
+                "prompt_version": r["prompt_version"],
             }
             for r in rows
         ]
@@ -590,6 +629,18 @@ def _origins(origins: list[str] | tuple[str, ...]) -> list[str]:
             )
         out.append(o)
     return out
+
+
+def _llm(base_url: str, model: str, api_key: str) -> tuple[str, str, str]:
+    """A clinic's language-model endpoint, checked: an http(s) base URL (or none), its model and key."""
+    url, model, key = base_url.strip(), model.strip(), api_key.strip()
+    if url and not _ENDPOINT.match(url):
+        raise ClinicError(
+            f"The language-model address {url!r} is not an http(s) URL; give its OpenAI-compatible base, like http://10.0.0.5:8000/v1."
+        )
+    if not url and (model or key):
+        raise ClinicError("A language model needs its endpoint too: give --llm-base-url with --llm-model or --llm-api-key.")
+    return url, model, key
 
 
 def _theme(accent_color: str, logo_url: str) -> tuple[str, str]:

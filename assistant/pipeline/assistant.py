@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -35,8 +36,8 @@ class Assistant:
 
     Build one with :meth:`from_settings`; it is safe to share between threads. Any stage may be
     given in place of its default (``retriever``, ``safety``, ``rewriter``, ``scope``,
-    ``answerability``, ``composer``, ``grounding``), each meeting its contract in
-    :mod:`assistant.contracts`; ``embeddings`` is any LangChain ``Embeddings``.
+    ``answerability``, ``composer``, ``grounding``; see :mod:`assistant.pipeline.assembly`), each
+    meeting its contract in :mod:`assistant.contracts`; ``embeddings`` is any LangChain ``Embeddings``.
     """
 
     def __init__(
@@ -46,71 +47,26 @@ class Assistant:
         embeddings: Any,
         index: Any = None,
         retriever: Any = None,
-        safety: Any = None,
-        rewriter: Any = None,
-        scope: Any = None,
-        answerability: Any = None,
-        composer: Any = None,
-        grounding: Any = None,
+        **stages: Any,
     ) -> None:
-        from assistant.answerability.judge import FocusAnswerability
-        from assistant.compose.extractive import ExtractiveComposer
-        from assistant.grounding.support import SupportCheck
-        from assistant.retrieval.hybrid import HybridRetriever, RelevanceModel
-        from assistant.rewrite.followups import FollowUpRewriter
-        from assistant.safety.rules import load_rules
-        from assistant.safety.scope import ScopeGate, ScopeWords
-        from assistant.safety.triage import RuleTriage
+        from assistant.pipeline.assembly import assemble, default_retriever
 
         if index is None and retriever is None:
             raise ValueError("an Assistant needs an index or a retriever")
-        s = self.settings = settings
+        self.settings = settings
         self.embeddings = embeddings
         self.index = index
-        self.retriever = retriever or HybridRetriever(
-            index,
-            candidates=s.candidates,
-            rrf_k=s.rrf_k,
-            detail=s.top_k + 2,
-            relevance=RelevanceModel(*s.relevance_weights),
-        )
-        rules = load_rules(s.policy_dir)
-        words = ScopeWords.load(s.policy_dir)
-        quoter = ExtractiveComposer(
-            max_citations=s.top_k, citation_margin=s.citation_margin, min_relevance=s.relevance_threshold
-        )
-        self.composer = composer or quoter
-        self.stages = Stages(
-            embedder=embeddings,
-            safety=safety
-            or RuleTriage(
-                embeddings,
-                rules=rules,
-                topic_examples=words.topic_examples,
-                urgent_similarity=s.urgent_exemplar_similarity,
-                clinician_similarity=s.clinician_exemplar_similarity,
-                clinician_margin=s.clinician_exemplar_margin,
-            ),
-            rewriter=rewriter or FollowUpRewriter(embeddings),
-            scope=scope or ScopeGate(embeddings, words=words, similarity=s.scope_similarity),
-            answerability=answerability
-            or FocusAnswerability(
-                threshold=s.relevance_threshold, focus_threshold=s.focus_relevance_threshold, keep=s.top_k + 2
-            ),
-            composer=self.composer,
-            quoter=quoter,
-            grounding=grounding or SupportCheck(embeddings),
-            rules=rules,
-            top_k=s.top_k,
-            log_questions=s.log_questions,
-        )
+        self.retriever = retriever or default_retriever(settings, index)
+        self.composed = ComposerTally()  # how the writing composers fared (/v1/health, /metrics)
+        self.stages = assemble(settings, embeddings, stages, on_composed=self.composed)
+        self.composer = self.stages.composer
         self.flow = Flow(self.stages)
         self._warm = threading.Lock()
         self._ready = False
         self._library: Any = None
         self.context = Context(
             retriever=self.retriever,
-            emergency_contact=s.emergency_contact,
+            emergency_contact=settings.emergency_contact,
             corpus_version=self.corpus_version,
         )
 
@@ -162,6 +118,16 @@ class Assistant:
     @property
     def corpus_version(self) -> str:
         return getattr(self.index, "corpus_version", "") if self.index is not None else ""
+
+    @property
+    def composer_name(self) -> str:
+        """Who writes replies by default: ``extractive`` or ``llm:<model>`` (a clinic's record may name its own)."""
+        return str(getattr(self.composer, "name", type(self.composer).__name__))
+
+    def describe_composer(self) -> str:
+        """The default composer in a sentence for health and reports (a language model's host, never its key)."""
+        describe = getattr(self.composer, "describe", None)
+        return describe() if callable(describe) else "extractive: quotes the sources word for word"
 
     @property
     def model_id(self) -> str:
@@ -273,11 +239,14 @@ class Assistant:
         )
         if writes:  # a language model's sentences, shown as each passes the grounding check
             shown = ""
+            began = time.perf_counter()
             for piece in self.flow.write(turn):
                 if not shown:
+                    turn.lap("first_text", turn.started)  # from the question to the first verified sentence shown
                     yield Started(status=Status.answered, id=turn.answer_id)
                 shown += piece
                 yield Delta(text=piece)
+            turn.lap("compose", began)  # as Flow.compose records it when nothing streams
             answer = self.flow.finish(self.flow.ground(turn))
             if shown and answer.text.startswith(shown):
                 if answer.text[len(shown) :]:
@@ -299,6 +268,52 @@ class Assistant:
         turns = validate_history(history, s.max_question_chars, s.max_history_turns)
         self.warm_up()
         return Turn(question=text, history=turns, context=context or self.context, explain=explain)
+
+
+class ComposerTally:
+    """How the writing composers (language models) fared in this process, for ``/v1/health`` and
+    ``/metrics``: each reply's outcome by composer, as :meth:`Flow.write` reports it (``ok``,
+    ``dropped`` when the check dropped sentences, ``partial:<reason>`` when the writer failed after
+    its reply was shown, ``fallback:<reason>`` when the extractive reply was given instead).
+    Listeners (the API's metrics) are told of each outcome as it happens. Thread-safe.
+
+    >>> tally = ComposerTally()
+    >>> tally("llm:m", "ok"); tally("llm:m", "fallback:timeout")
+    >>> tally.summary()["fallbacks"], tally.summary()["fallback_reasons"]
+    (1, {'timeout': 1})
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: dict[tuple[str, str], int] = {}
+        self.listeners: list[Callable[[str, str], None]] = []
+
+    def __call__(self, composer: str, outcome: str) -> None:
+        with self._lock:
+            self.counts[(composer, outcome)] = self.counts.get((composer, outcome), 0) + 1
+            listeners = list(self.listeners)
+        for listener in listeners:
+            listener(composer, outcome)
+
+    def summary(self) -> dict[str, Any]:
+        """Written replies, fallbacks and why, over every writing composer of this process."""
+        with self._lock:
+            counts = dict(self.counts)
+        written = sum(n for (_, o), n in counts.items() if not o.startswith("fallback:"))
+        reasons: dict[str, int] = {}
+        for (_, outcome), n in counts.items():
+            if outcome.startswith("fallback:"):
+                reason = outcome.split(":", 1)[1]
+                reasons[reason] = reasons.get(reason, 0) + n
+        fallbacks = sum(reasons.values())
+        total = written + fallbacks
+        return {
+            "written": written,
+            "fallbacks": fallbacks,
+            "fallback_rate": round(fallbacks / total, 4) if total else 0.0,
+            "fallback_reasons": dict(sorted(reasons.items())),
+            "dropped_sentences_in": sum(n for (_, o), n in counts.items() if o == "dropped"),
+        }
 
 
 class ClinicAssistant:

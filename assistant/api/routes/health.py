@@ -31,5 +31,8 @@ async def health(request: Request, assistant: AssistantDep):
         corpus_version=assistant.corpus_version,
         store=assistant.library.store.kind,
         message=message,
+        composer=assistant.composer_name,
+        composer_detail=assistant.describe_composer(),
+        composer_outcomes=assistant.composed.summary(),
     )
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
