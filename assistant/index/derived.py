@@ -30,7 +30,6 @@ import contextlib
 import json
 import logging
 import math
-import mmap
 import os
 import shutil
 import time
@@ -52,6 +51,8 @@ LOCK = ".derived.lock"
 EXACT_SEARCH_MAX_UNITS = 10_000
 IVF_PROBE_SHARE = 16  # clusters searched: one in this many (and at least IVF_MIN_PROBES)
 IVF_MIN_PROBES = 16
+# The sentences' vectors are read into memory up to this size (about 340,000 sentences), mapped above it.
+VECTORS_IN_MEMORY_MAX_BYTES = 512 * 2**20
 log = logging.getLogger("assistant")
 
 _CHUNK_COLS = ("doc_id", "doc_title", "version", "section_id", "section_title", "start", "end", "ordinal")
@@ -426,20 +427,18 @@ class Derived:
 
     @classmethod
     def open(cls, path: Path, manifest: dict[str, Any]) -> "Derived":
-        large = manifest.get("search") == "ivf"
-
         def load(name: str) -> np.ndarray:
             file = path / f"{name}.npy"
+            if name == "unit_vectors" and file.stat().st_size <= VECTORS_IN_MEMORY_MAX_BYTES:
+                # read into this process's memory: every question scans slices of it, and mapped
+                # pages the system takes back are read again (3x slower per question at 100k here)
+                return np.load(file, allow_pickle=False)
             try:
                 a = np.load(file, mmap_mode="r", allow_pickle=False)
             except ValueError:  # numpy cannot map an empty array
                 return np.load(file, allow_pickle=False)
-            mapped = getattr(a, "_mmap", None)
-            if large and mapped is not None and hasattr(mmap, "MADV_RANDOM"):
-                # a question reads a few scattered slices: no read-ahead around them (it would
-                # pull tens of megabytes of neighbouring vectors and texts into memory)
-                with contextlib.suppress(OSError):
-                    mapped.madvise(mmap.MADV_RANDOM)
+            # (no madvise(MADV_RANDOM): a cluster is one contiguous slice, and read-ahead reads it
+            # in a few large reads; at 1M chunks random access cost 60 ms a question)
             return a.view(np.ndarray)  # the same pages; plain arrays index faster than np.memmap
 
         data = json.loads((path / "data.json").read_text(encoding="utf-8"))
