@@ -29,12 +29,12 @@ def topic_name(title: str) -> str:
 
 
 def topics_of(documents: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    out: list[str] = []
+    out: dict[str, None] = {}  # first occurrence order; a dict, not a list, to look up (100k sections)
     for doc in documents.values():
         for section in doc.get("sections", []):
             if section.get("id") in {INTRO[0], OUTRO[0]}:
                 continue
             name = topic_name(section.get("title", ""))
-            if name and name not in out:
-                out.append(name)
-    return out
+            if name:
+                out.setdefault(name, None)
+    return list(out)
