@@ -134,11 +134,7 @@ class Assistant:
             warm_up(retriever)
             context = self.context.with_changes(retriever=retriever, corpus_version=index.corpus_version)
             if self._ready:
-                from assistant.corpus.topics import topics_of
-
-                context = context.with_changes(
-                    topics=tuple(topics_of(retriever.documents()) or ["proximal hamstring tendinopathy"])
-                )
+                context = context.with_changes(topics=tuple(self._list_topics(retriever)))
         except BaseException:
             index.close()
             raise
@@ -250,10 +246,10 @@ class Assistant:
         self.warm_up()
         return list(self.context.topics)
 
-    def _list_topics(self) -> list[str]:
+    def _list_topics(self, retriever: Any = None) -> list[str]:
         from assistant.corpus.topics import topics_of
 
-        return topics_of(self.retriever.documents()) or ["proximal hamstring tendinopathy"]
+        return topics_of((retriever or self.retriever).documents()) or ["proximal hamstring tendinopathy"]
 
     def context_of(self, citation: Citation) -> tuple[str, str, str] | None:
         """The paragraph a citation was quoted from, as ``(before, quote, after)``.
@@ -329,7 +325,7 @@ class Assistant:
         message says what to change.
         """
         with self.reading() as gen:
-            return self.flow.chain.invoke(self._turn(question, history, explain, context, gen))
+            return self.flow.run(self._turn(question, history, explain, context, gen))
 
     def stream(
         self,
@@ -346,7 +342,7 @@ class Assistant:
             yield from self._stream(self._turn(question, history, explain, context, gen))
 
     def _stream(self, first: Turn) -> Iterator[Started | Delta | Done]:
-        turn = self.flow.prepare.invoke(first)
+        turn = self.flow.run_prepare(first)
         writes = (
             turn.answer is None
             and turn.judgement is not None
@@ -372,7 +368,7 @@ class Assistant:
             if shown:  # cannot happen with verified sentences; never leave a reader with unchecked text
                 raise RuntimeError("a streamed reply changed after it was shown")
         else:
-            answer = self.flow.respond.invoke(turn)
+            answer = self.flow.run_respond(turn)
         yield Started(status=answer.status, id=answer.id)
         for piece in text_pieces(answer.text):
             yield Delta(text=piece)
