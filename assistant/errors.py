@@ -93,6 +93,21 @@ class StoreUnavailable(IndexUnavailable):
     )
 
 
+class RegistryUnavailable(AssistantError):
+    """The clinics database (SQLite file or PostgreSQL server) does not answer."""
+
+    default_message = (
+        "The clinics database cannot be reached just now; please try again in a minute "
+        "(the assistant reconnects by itself)."
+    )
+
+
+class RegistrySchemaError(AssistantError):
+    """The clinics database's tables are not the ones this version knows: a migration is due."""
+
+    default_message = "The clinics database needs upgrading; run `pht-assistant db upgrade`."
+
+
 class ClinicError(AssistantError):
     """A clinic, key or clinic document cannot be used as asked."""
 
@@ -122,8 +137,9 @@ class NotAllowed(AccessError):
 
 
 class RateLimited(AccessError):
-    def __init__(self, retry_after: float) -> None:
+    def __init__(self, retry_after: float, window: object = None) -> None:
         self.retry_after = max(1, int(retry_after + 0.999))
+        self.window = window  # assistant.api.limits.Window: the X-RateLimit-* headers
         super().__init__(
             f"Too many requests with this key; please wait {self.retry_after} seconds and try again."
         )
@@ -160,6 +176,8 @@ __all__ = [
     "NotAuthenticated",
     "QuestionTooLong",
     "RateLimited",
+    "RegistrySchemaError",
+    "RegistryUnavailable",
     "RequestTimedOut",
     "RequestTooLarge",
     "StoreUnavailable",

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -25,7 +23,9 @@ _bearer = HTTPBearer(auto_error=False, description="A clinic's key: `Authorizati
 
 # The dependencies are coroutines: FastAPI runs a plain function dependency in the thread pool, a
 # thread hand-off per dependency per request; these only read state (the key check: one SQLite read
-# of tens of microseconds that never waits for a writer), so they run on the event loop.
+# of tens of microseconds that never waits for a writer), so they run on the event loop. A key check
+# on a PostgreSQL server is a network round trip: that one goes to a thread. The rate limit is
+# counted with an asyncio client (Redis) or in memory: on the loop either way.
 
 
 async def get_settings(request: Request) -> Settings:
@@ -34,25 +34,6 @@ async def get_settings(request: Request) -> Settings:
 
 async def get_assistant(request: Request) -> Any:
     return request.app.state.assistant
-
-
-class RateLimiter:
-    """A sliding window per key, in this process (each worker counts its own requests)."""
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit, self.window = limit, window
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def check(self, key_id: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            hits = self._hits.setdefault(key_id, deque())
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                raise RateLimited(hits[0] + self.window - now)
-            hits.append(now)
 
 
 @dataclass(frozen=True)
@@ -71,11 +52,19 @@ async def caller(
     """Any valid key of a clinic (publishable keys only from the clinic's allowed origins)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise NotAuthenticated()
-    info = request.app.state.assistant.library.registry.authenticate(credentials.credentials)
+    registry = request.app.state.assistant.library.registry
+    if registry.kind == "sqlite":  # a local read of tens of microseconds that never waits: on the loop
+        info = registry.authenticate(credentials.credentials)
+    else:  # a round trip to the database server: in a thread, never blocking the loop
+        info = await run_in_threadpool(registry.authenticate, credentials.credentials)
     if info is None:
         raise NotAuthenticated("The API key is unknown or revoked; ask the clinic's administrator for a key.")
     request.state.clinic = info.clinic.id
-    request.app.state.limiter.check(info.id)
+    try:
+        request.state.ratelimit = await request.app.state.limiter.hit(info.id)
+    except RateLimited as exc:
+        request.state.ratelimit = exc.window
+        raise
     if info.kind == "publishable":
         origin = request.headers.get("origin", "")
         if origin.rstrip("/") not in {o.rstrip("/") for o in info.clinic.allowed_origins}:

@@ -1,8 +1,20 @@
-"""Clinics, their API keys, their documents and their audit trail, in one SQLite file.
+"""Clinics, their API keys, their documents, their audit trail and feedback: the registry.
+
+One interface, :class:`ClinicRegistry`, two implementations (:mod:`assistant.clinics.sql`): an
+embedded SQLite file (the default; a single machine needs nothing else) and PostgreSQL (several
+workers on several machines share one; ``PHT_DATABASE_URL=postgresql+psycopg://...``). The same
+contract tests run against both. ``ClinicRegistry(path)`` opens the SQLite file at ``path``,
+``ClinicRegistry("postgresql+psycopg://...")`` a PostgreSQL database; :func:`open_registry` picks
+from the settings.
 
 Keys are shown once when created and stored only as a SHA-256 hash (they are 32 random bytes,
 so a plain hash is enough). A key looks like ``pht_sk_<id>_<secret>`` (secret: for a clinic's
 servers) or ``pht_pk_<id>_<secret>`` (publishable: may only ask, from the clinic's origins).
+
+What every worker sees, and how soon (docs/deploy.md): each request reads its key (and the key's
+clinic) from the database, so a revoked key or a changed clinic setting is refused or applied on
+the next request anywhere; approved or deleted documents are noticed within
+``clinic_refresh_seconds`` (each worker compares the clinics' revisions that often).
 
 >>> import tempfile, pathlib
 >>> reg = ClinicRegistry(pathlib.Path(tempfile.mkdtemp()) / "clinics.sqlite3")
@@ -14,56 +26,22 @@ servers) or ``pht_pk_<id>_<secret>`` (publishable: may only ask, from the clinic
 
 from __future__ import annotations
 
-import contextlib
+import abc
+import atexit
 import datetime as dt
 import hashlib
-import hmac
-import atexit
-import json
 import logging
 import re
-import secrets
-import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from assistant.errors import ClinicError, DocumentNotFound, UnknownClinic
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS clinics (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, emergency_text TEXT NOT NULL DEFAULT '',
-    allowed_origins TEXT NOT NULL DEFAULT '[]', created TEXT NOT NULL,
-    revision INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS keys (
-    id TEXT PRIMARY KEY, clinic_id TEXT NOT NULL REFERENCES clinics(id), hash TEXT NOT NULL,
-    kind TEXT NOT NULL, created TEXT NOT NULL, revoked TEXT
-);
-CREATE TABLE IF NOT EXISTS documents (
-    id TEXT PRIMARY KEY, clinic_id TEXT NOT NULL REFERENCES clinics(id), filename TEXT NOT NULL,
-    title TEXT NOT NULL, media_type TEXT NOT NULL, text TEXT NOT NULL, version TEXT NOT NULL,
-    sections TEXT NOT NULL, uploaded TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'draft',
-    approved_by TEXT, approved_at TEXT, approved_version TEXT
-);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, clinic_id TEXT NOT NULL,
-    answer_id TEXT NOT NULL, status TEXT NOT NULL, triage TEXT NOT NULL, sources TEXT NOT NULL,
-    corpus_version TEXT NOT NULL, composer TEXT NOT NULL, model TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_clinic ON audit (clinic_id, id);
-"""
+from assistant.errors import ClinicError
 
 log = logging.getLogger("assistant.clinics.registry")
 
-_KEY = re.compile(r"^pht_(sk|pk)_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+KEY_PATTERN = re.compile(r"^pht_(sk|pk)_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")
 
 
 def clinic_slug(name: str) -> str:
@@ -78,10 +56,6 @@ def clinic_slug(name: str) -> str:
     return slug
 
 
-def _hash(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
 @dataclass(frozen=True)
 class Clinic:
     id: str
@@ -89,6 +63,8 @@ class Clinic:
     emergency_text: str = ""
     allowed_origins: tuple[str, ...] = ()
     revision: int = 0
+    accent_color: str | None = None  # the widget's theming
+    logo_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,288 +111,149 @@ class ClinicDocument:
         }
 
 
-class ClinicRegistry:
-    """The SQLite file of clinics, key hashes, clinic documents and audit records. Thread-safe."""
+class ClinicRegistry(abc.ABC):
+    """The registry's interface. Thread-safe; every method may raise
+    :class:`~assistant.errors.RegistryUnavailable` when the database does not answer.
 
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._local = threading.local()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.closing(sqlite3.connect(self.path, timeout=30.0)) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-        self._audit = AuditWriter(self._write_audit)
+    ``ClinicRegistry(where)`` opens the implementation ``where`` names: a path or ``sqlite:///``
+    URL (:class:`~assistant.clinics.sql.SQLiteRegistry`) or a ``postgresql+psycopg://`` URL
+    (:class:`~assistant.clinics.sql.PostgresRegistry`).
+    """
 
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._local.conn = conn
-        return conn
+    kind: str = ""  # "sqlite" or "postgresql"
+    where: str = ""  # the file or the URL without its password, for messages
 
-    def _rows(self, sql: str, args: Any = ()) -> list[sqlite3.Row]:
-        """One read statement, outside any write transaction: it takes no write lock, so it never
-        waits for a writer (WAL), and it sees everything committed before it. The cursor is closed
-        at once, which ends the statement's read snapshot (a later read sees later commits)."""
-        cur = self._conn().execute(sql, args)
-        try:
-            return cur.fetchall()
-        finally:
-            cur.close()
+    def __new__(cls, *args: Any, **kwargs: Any) -> "ClinicRegistry":
+        if cls is ClinicRegistry:
+            from assistant.clinics.sql import PostgresRegistry, SQLiteRegistry
 
-    def _row(self, sql: str, args: Any = ()) -> sqlite3.Row | None:
-        rows = self._rows(sql, args)
-        return rows[0] if rows else None
-
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``): one writer at a time."""
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            where = args[0] if args else kwargs.get("where")
+            cls = PostgresRegistry if str(where).startswith("postgresql") else SQLiteRegistry
+        return super().__new__(cls)
 
     # -- clinics -------------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def add_clinic(
-        self, name: str, *, emergency_text: str = "", allowed_origins: list[str] | None = None
+        self,
+        name: str,
+        *,
+        emergency_text: str = "",
+        allowed_origins: list[str] | None = None,
+        accent_color: str | None = None,
+        logo_url: str | None = None,
+    ) -> Clinic: ...
+
+    @abc.abstractmethod
+    def update_clinic(
+        self,
+        name_or_id: str,
+        *,
+        emergency_text: str | None = None,
+        allowed_origins: list[str] | None = None,
+        accent_color: str | None = None,
+        logo_url: str | None = None,
     ) -> Clinic:
-        name = name.strip()
-        cid = clinic_slug(name)
-        with self._db() as db:
-            if db.execute("SELECT 1 FROM clinics WHERE id = ? OR name = ?", (cid, name)).fetchone():
-                raise ClinicError(f"A clinic named {name!r} already exists; choose another name.")
-            db.execute(
-                "INSERT INTO clinics (id, name, emergency_text, allowed_origins, created) VALUES (?, ?, ?, ?, ?)",
-                (cid, name, emergency_text.strip(), json.dumps(list(allowed_origins or [])), _now()),
-            )
-        return self.clinic(cid)
+        """Change a clinic's settings (only those given); every worker applies them on its next request."""
 
-    def clinics(self) -> list[Clinic]:
-        rows = self._rows("SELECT * FROM clinics ORDER BY name")
-        return [self._clinic(r) for r in rows]
+    @abc.abstractmethod
+    def clinics(self) -> list[Clinic]: ...
 
+    @abc.abstractmethod
     def clinic(self, name_or_id: str) -> Clinic:
-        row = self._row("SELECT * FROM clinics WHERE id = ? OR name = ?", (name_or_id, name_or_id))
-        if row is None:
-            raise UnknownClinic(
-                f"There is no clinic {name_or_id!r}; add it with `pht-assistant clinic add` or list them with `pht-assistant clinic list`."
-            )
-        return self._clinic(row)
+        """The clinic, or :class:`~assistant.errors.UnknownClinic`."""
 
-    @staticmethod
-    def _clinic(row: sqlite3.Row) -> Clinic:
-        return Clinic(
-            id=row["id"],
-            name=row["name"],
-            emergency_text=row["emergency_text"],
-            allowed_origins=tuple(json.loads(row["allowed_origins"])),
-            revision=row["revision"],
-        )
-
+    @abc.abstractmethod
     def revisions(self) -> dict[str, int]:
         """Each clinic's document revision: it goes up whenever an approved document changes."""
-        return {r["id"]: r["revision"] for r in self._rows("SELECT id, revision FROM clinics")}
 
     # -- keys ----------------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def create_key(self, clinic: str, *, publishable: bool = False) -> str:
         """A new key for ``clinic``; returned once, only its hash is kept."""
-        c = self.clinic(clinic)
-        key_id = secrets.token_hex(6)
-        key = f"pht_{'pk' if publishable else 'sk'}_{key_id}_{secrets.token_urlsafe(32)}"
-        with self._db() as db:
-            db.execute(
-                "INSERT INTO keys (id, clinic_id, hash, kind, created) VALUES (?, ?, ?, ?, ?)",
-                (key_id, c.id, _hash(key), "publishable" if publishable else "secret", _now()),
-            )
-        return key
 
-    def revoke_key(self, key_or_id: str) -> str:
-        """Revoke a key by its id (the 12 hex digits after ``pht_sk_``) or by the key itself."""
-        m = _KEY.match(key_or_id.strip())
-        key_id = m.group(2) if m else key_or_id.strip()
-        with self._db() as db:
-            row = db.execute(
-                "SELECT clinic_id FROM keys WHERE id = ? AND revoked IS NULL", (key_id,)
-            ).fetchone()
-            if row is None:
-                raise ClinicError(
-                    f"There is no active key {key_id!r}; list them with `pht-assistant key list`."
-                )
-            db.execute("UPDATE keys SET revoked = ? WHERE id = ?", (_now(), key_id))
-        return key_id
+    @abc.abstractmethod
+    def revoke_key(self, key_or_id: str, *, clinic: str | None = None) -> str:
+        """Revoke a key by its id (the 12 hex digits after ``pht_sk_``) or by the key itself
+        (with ``clinic``, only that clinic's keys); returns its id."""
 
-    def keys(self, clinic: str | None = None) -> list[dict[str, Any]]:
-        query, args = "SELECT id, clinic_id, kind, created, revoked FROM keys", ()
-        if clinic:
-            query, args = query + " WHERE clinic_id = ?", (self.clinic(clinic).id,)
-        return [dict(r) for r in self._rows(query + " ORDER BY created", args)]
+    @abc.abstractmethod
+    def keys(self, clinic: str | None = None) -> list[dict[str, Any]]: ...
 
+    @abc.abstractmethod
     def authenticate(self, key: str) -> KeyInfo | None:
         """The key's clinic and kind, or ``None`` for a malformed, unknown or revoked key."""
-        m = _KEY.match(key or "")
-        if not m:
-            return None
-        # One read, key and clinic together, on every request: a key revoked by any process
-        # (`pht-assistant key revoke`, another worker) is refused on its next request.
-        row = self._row(
-            "SELECT k.hash, k.kind AS key_kind, k.id AS key_id, c.* FROM keys k JOIN clinics c ON c.id = k.clinic_id "
-            "WHERE k.id = ? AND k.revoked IS NULL",
-            (m.group(2),),
-        )
-        if row is None or not hmac.compare_digest(row["hash"], _hash(key)):
-            return None
-        kind = "publishable" if m.group(1) == "pk" else "secret"
-        if kind != row["key_kind"]:
-            return None
-        return KeyInfo(id=row["key_id"], clinic=self._clinic(row), kind=kind)
 
     # -- documents -----------------------------------------------------------------------------
 
-    def add_document(self, doc: ClinicDocument) -> ClinicDocument:
-        with self._db() as db:
-            db.execute(
-                "INSERT INTO documents (id, clinic_id, filename, title, media_type, text, version, sections, uploaded, status) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'draft')",
-                (
-                    doc.id,
-                    doc.clinic_id,
-                    doc.filename,
-                    doc.title,
-                    doc.media_type,
-                    doc.text,
-                    doc.version,
-                    json.dumps(doc.sections),
-                    doc.uploaded,
-                ),
-            )
-        return self.document(doc.clinic_id, doc.id)
+    @abc.abstractmethod
+    def add_document(self, doc: ClinicDocument) -> ClinicDocument: ...
 
-    def documents(self, clinic_id: str, *, status: str | None = None) -> list[ClinicDocument]:
-        query, args = "SELECT * FROM documents WHERE clinic_id = ?", [clinic_id]
-        if status:
-            query += " AND status = ?"
-            args.append(status)
-        rows = self._rows(query + " ORDER BY uploaded, id", args)
-        return [self._document(r) for r in rows]
+    @abc.abstractmethod
+    def documents(self, clinic_id: str, *, status: str | None = None) -> list[ClinicDocument]: ...
 
+    @abc.abstractmethod
     def document(self, clinic_id: str, doc_id: str) -> ClinicDocument:
-        row = self._row("SELECT * FROM documents WHERE clinic_id = ? AND id = ?", (clinic_id, doc_id))
-        if row is None:
-            raise DocumentNotFound(
-                f"This clinic has no document {doc_id!r}; list its documents with GET /v1/documents."
-            )
-        return self._document(row)
+        """The document, or :class:`~assistant.errors.DocumentNotFound`."""
 
-    def approve(self, clinic_id: str, doc_id: str, reviewer: str) -> ClinicDocument:
-        doc = self.document(clinic_id, doc_id)
-        with self._db() as db:
-            db.execute(
-                "UPDATE documents SET status = 'approved', approved_by = ?, approved_at = ?, approved_version = ? "
-                "WHERE clinic_id = ? AND id = ?",
-                (reviewer, _now(), doc.version, clinic_id, doc_id),
-            )
-            db.execute("UPDATE clinics SET revision = revision + 1 WHERE id = ?", (clinic_id,))
-        return self.document(clinic_id, doc_id)
+    @abc.abstractmethod
+    def approve(self, clinic_id: str, doc_id: str, reviewer: str) -> ClinicDocument: ...
 
-    def delete_document(self, clinic_id: str, doc_id: str) -> ClinicDocument:
-        doc = self.document(clinic_id, doc_id)
-        with self._db() as db:
-            db.execute("DELETE FROM documents WHERE clinic_id = ? AND id = ?", (clinic_id, doc_id))
-            db.execute("UPDATE clinics SET revision = revision + 1 WHERE id = ?", (clinic_id,))
-        return doc
-
-    @staticmethod
-    def _document(row: sqlite3.Row) -> ClinicDocument:
-        return ClinicDocument(
-            id=row["id"],
-            clinic_id=row["clinic_id"],
-            filename=row["filename"],
-            title=row["title"],
-            media_type=row["media_type"],
-            text=row["text"],
-            version=row["version"],
-            sections=json.loads(row["sections"]),
-            uploaded=row["uploaded"],
-            status=row["status"],
-            approved_by=row["approved_by"],
-            approved_at=row["approved_at"],
-            approved_version=row["approved_version"],
-        )
+    @abc.abstractmethod
+    def delete_document(self, clinic_id: str, doc_id: str) -> ClinicDocument: ...
 
     # -- audit ---------------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def record_answer(self, clinic_id: str, answer: Any, *, composer: str, model: str) -> None:
-        """One audit row for an answer: never the question text.
+        """One audit row for an answer, never the question text; committed in the background."""
 
-        The row (its time is now) is handed to this registry's :class:`AuditWriter`, which commits
-        it from a background thread, batched with the rows that arrived meanwhile; :meth:`audit`
-        and :meth:`flush_audit` wait for it, and so does the end of the process.
-        """
-        triage = answer.triage
-        sources = [
-            {"source": c.source, "version": c.version, "approved_by": c.approved_by} for c in answer.citations
-        ]
-        self._audit.put(
-            (
-                _now(),
-                clinic_id,
-                answer.id,
-                answer.status.value,
-                json.dumps({"decision": triage.decision, "rule": triage.rule} if triage else {}),
-                json.dumps(sources),
-                answer.corpus_version,
-                composer,
-                model,
-            )
-        )
+    @abc.abstractmethod
+    def audit(self, clinic_id: str, *, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
+        """The clinic's audit rows, newest first (this process's pending rows are committed first)."""
 
-    def _write_audit(self, rows: list[tuple[Any, ...]]) -> None:
-        with self._db() as db:
-            db.executemany(
-                "INSERT INTO audit (time, clinic_id, answer_id, status, triage, sources, corpus_version, composer, model) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-
+    @abc.abstractmethod
     def flush_audit(self, timeout: float = 30.0) -> bool:
         """Wait until every audit row recorded so far in this process is committed."""
-        return self._audit.flush(timeout)
 
+    # -- feedback ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def add_feedback(
+        self, clinic_id: str, answer_id: str, rating: str, *, comment: str = "", question: str | None = None
+    ) -> int:
+        """Keep a rating (``up`` or ``down``) of an answer; ``question`` only if the clinic logs questions."""
+
+    @abc.abstractmethod
+    def feedback(self, clinic_id: str, *, limit: int = 100) -> list[dict[str, Any]]: ...
+
+    # -- the database ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Return if the database answers now; :class:`~assistant.errors.RegistryUnavailable` if not."""
+
+    @abc.abstractmethod
     def close(self) -> None:
-        """Commit the pending audit rows and stop the writer (later rows are written at once)."""
-        self._audit.close()
+        """Commit the pending audit rows, stop the writer and let the connections go."""
 
-    def audit(self, clinic_id: str, *, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
-        self.flush_audit()  # this process's own answers are all listed
-        query, args = "SELECT * FROM audit WHERE clinic_id = ?", [clinic_id]
-        if before is not None:
-            query += " AND id < ?"
-            args.append(before)
-        rows = self._rows(query + " ORDER BY id DESC LIMIT ?", [*args, limit])
-        return [
-            {
-                "id": r["id"],
-                "time": r["time"],
-                "clinic": r["clinic_id"],
-                "answer_id": r["answer_id"],
-                "status": r["status"],
-                "triage": json.loads(r["triage"]),
-                "sources": json.loads(r["sources"]),
-                "corpus_version": r["corpus_version"],
-                "composer": r["composer"],
-                "model": r["model"],
-            }
-            for r in rows
-        ]
+
+def open_registry(settings: Any) -> ClinicRegistry:
+    """The registry the settings name: ``database_url`` if set, else the SQLite file ``clinics_path``."""
+    if settings.database_url.startswith("postgresql"):
+        from assistant.clinics.sql import PostgresRegistry
+
+        return PostgresRegistry(settings.database_url, pool_size=settings.database_pool_size)
+    return ClinicRegistry(settings.database_url or settings.clinics_path)
+
+
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 _WRITERS: "weakref.WeakSet[AuditWriter]" = weakref.WeakSet()

@@ -1,0 +1,105 @@
+"""Schema migrations of the clinics registry (Alembic), and the check a server makes before it starts.
+
+``pht-assistant db upgrade`` runs :func:`upgrade`; every registry checks the database's revision
+when it opens (:func:`check`) and refuses one it does not know, with the command to run. A new
+table is one file in ``migrations/versions`` (the next revision) plus the registry's methods;
+:data:`HEAD` names the newest revision so that opening a registry at head imports no Alembic.
+
+>>> HEAD
+'0002'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from assistant.errors import RegistrySchemaError
+
+HEAD = "0002"  # the newest file in migrations/versions (a test keeps them equal)
+LEGACY = "0001"  # a SQLite file made before migrations: these tables, no alembic_version
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def display_url(url: str | sa.URL) -> str:
+    """The database's address without its password, for messages and logs.
+
+    >>> display_url("postgresql+psycopg://pht:secret@db.example:5432/pht")
+    'postgresql+psycopg://pht:***@db.example:5432/pht'
+    """
+    return sa.make_url(url).render_as_string(hide_password=True)
+
+
+def current_revision(conn: sa.Connection) -> str | None:
+    """The database's revision: Alembic's record, :data:`LEGACY` for a pre-migration file, or
+    ``None`` for an empty database."""
+    names = set(sa.inspect(conn).get_table_names())
+    if "alembic_version" in names:
+        row = conn.execute(sa.text("SELECT version_num FROM alembic_version")).first()
+        if row is not None:
+            return row[0]
+    return LEGACY if "clinics" in names else None
+
+
+def known_revisions() -> list[str]:
+    """Every revision of this version's migrations, oldest first."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(MIGRATIONS))
+    return [s.revision for s in reversed(list(script.walk_revisions()))]
+
+
+def check(conn: sa.Connection, where: str) -> str | None:
+    """The database's revision if this version can use it as it is: :data:`HEAD`, or ``None``
+    (empty, for the caller to create). Otherwise a :class:`RegistrySchemaError` saying what to run."""
+    revision = current_revision(conn)
+    if revision in (HEAD, None):
+        return revision
+    if revision in known_revisions():
+        raise RegistrySchemaError(
+            f"The clinics database at {where} has an older schema (revision {revision}, this version "
+            f"needs {HEAD}); back it up, then run `pht-assistant db upgrade`."
+        )
+    raise RegistrySchemaError(
+        f"The clinics database at {where} has schema revision {revision}, which this version of "
+        "PHT Assistant does not know (a newer version made it); upgrade PHT Assistant on this machine, "
+        "or point PHT_DATABASE_URL at the right database."
+    )
+
+
+def upgrade(url: str | sa.URL, *, notify: Callable[[str], None] | None = None) -> tuple[str | None, str]:
+    """Bring the database at ``url`` to :data:`HEAD`; returns ``(before, after)`` revisions.
+
+    A pre-migration SQLite file is first recorded at :data:`LEGACY` (its tables are that revision's).
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    say = notify or (lambda message: None)
+    try:
+        with engine.begin() as conn:
+            before = current_revision(conn)
+            if before is not None and before not in known_revisions():
+                check(conn, display_url(url))  # raises: a newer version's database
+            cfg = Config()
+            cfg.set_main_option("script_location", str(MIGRATIONS))
+            cfg.attributes["connection"] = conn
+            if before == LEGACY and not sa.inspect(conn).has_table("alembic_version"):
+                say(f"Recording the existing tables as revision {LEGACY}.")
+                command.stamp(cfg, LEGACY)
+            if before != HEAD:
+                say(f"Upgrading the clinics database from {before or 'empty'} to {HEAD}.")
+                command.upgrade(cfg, "head")
+        return before, HEAD
+    except sa.exc.OperationalError as exc:
+        from assistant.errors import RegistryUnavailable
+
+        raise RegistryUnavailable(
+            f"The clinics database at {display_url(url)} cannot be reached ({type(exc.orig).__name__}); "
+            "check PHT_DATABASE_URL and that the server is running."
+        ) from None
+    finally:
+        engine.dispose()
