@@ -1,0 +1,382 @@
+"""The registry's contract, run against both implementations: the embedded SQLite file and a real
+PostgreSQL server (started for the session, a new database per test). Also the schema: the
+migrations make exactly the tables the code uses, and a database of another revision is refused
+with the command to run."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+
+import pytest
+import sqlalchemy as sa
+
+from assistant.answer import Answer, Citation, Status, Triage
+from assistant.clinics.registry import ClinicDocument, ClinicRegistry
+from assistant.errors import ClinicError, DocumentNotFound, RegistrySchemaError, UnknownClinic
+
+MARKER = "zebraquokka"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def where(request, tmp_path):
+    """Where a registry lives: a SQLite file, or a new PostgreSQL database with its tables."""
+    if request.param == "sqlite":
+        return str(tmp_path / "clinics.sqlite3")
+    return request.getfixturevalue("postgres").database()
+
+
+@pytest.fixture
+def registry(where):
+    reg = ClinicRegistry(where)
+    yield reg
+    reg.close()
+
+
+@pytest.fixture
+def other(where, registry):
+    """A second registry on the same database: another worker, machine or CLI process."""
+    reg = ClinicRegistry(where)
+    yield reg
+    reg.close()
+
+
+def _engine(registry) -> sa.Engine:
+    return sa.create_engine(registry.url, poolclass=sa.pool.NullPool)
+
+
+def _answer(status: Status = Status.answered) -> Answer:
+    if status is Status.answered:
+        c = Citation(n=1, source="pht-podcast-qa#qa-1", title="t", quote="abc", start=3, end=6, score=0.5, version="v1")
+        return Answer(status=status, text="abc [1]", citations=[c], corpus_version="cv", triage=Triage(decision="continue", rule="scope:on-topic", matched=MARKER))
+    return Answer(status=status, text=f"Call 999 {MARKER}.", corpus_version="cv")
+
+
+def _doc(clinic_id: str, doc_id: str = "doc-000000000001") -> ClinicDocument:
+    text = "# Pool\n\nTuesdays at nine.\n"
+    return ClinicDocument(
+        id=doc_id,
+        clinic_id=clinic_id,
+        filename="pool.md",
+        title="Pool",
+        media_type="markdown",
+        text=text,
+        version="v-pool",
+        sections=[{"id": "pool", "title": "Pool", "start": 0, "end": len(text)}],
+        uploaded="2026-11-29T10:00:00+00:00",
+    )
+
+
+# -- clinics ---------------------------------------------------------------------------------------
+
+
+def test_clinics_are_added_found_listed_and_changed(registry, other):
+    north = registry.add_clinic("North Physio", emergency_text=" 999 ", allowed_origins=["https://n.example"])
+    assert (north.id, north.name, north.emergency_text, north.allowed_origins) == (
+        "north-physio", "North Physio", "999", ("https://n.example",)
+    )
+    assert north.accent_color is None and north.logo_url is None and north.revision == 0
+    registry.add_clinic("Abbey Clinic", accent_color="#0a7d5a", logo_url="https://a.example/logo.png")
+    with pytest.raises(ClinicError, match="already exists"):
+        other.add_clinic("north physio!")  # the same id, from another worker
+    assert [c.id for c in other.clinics()] == ["abbey-clinic", "north-physio"]
+    assert other.clinic("Abbey Clinic").accent_color == "#0a7d5a" == other.clinic("abbey-clinic").accent_color
+    with pytest.raises(UnknownClinic, match="clinic add"):
+        registry.clinic("nowhere")
+
+    changed = other.update_clinic("north-physio", emergency_text="112", accent_color="#123456")
+    assert changed.emergency_text == "112" and changed.allowed_origins == ("https://n.example",)
+    # seen by the first registry on its next read: no cache between a change and a request
+    assert registry.clinic("north-physio") == changed
+    cleared = registry.update_clinic("north-physio", accent_color="", allowed_origins=[])
+    assert cleared.accent_color is None and cleared.allowed_origins == ()
+
+
+def test_names_need_a_letter_or_digit(registry):
+    with pytest.raises(ClinicError, match="letter or digit"):
+        registry.add_clinic("!!!")
+
+
+# -- keys ------------------------------------------------------------------------------------------
+
+
+def test_keys_are_kept_as_hashes_authenticated_and_revoked(registry, other):
+    registry.add_clinic("A Clinic", allowed_origins=["https://a.example"])
+    secret = registry.create_key("a-clinic")
+    public = registry.create_key("A Clinic", publishable=True)
+    assert secret.startswith("pht_sk_") and public.startswith("pht_pk_")
+    with _engine(registry).connect() as conn:
+        stored = conn.execute(sa.text("SELECT hash FROM keys")).scalars().all()
+    assert len(stored) == 2 and all(len(h) == 64 for h in stored)
+    assert not any(secret.split("_", 3)[3] in h or public.split("_", 3)[3] in h for h in stored)
+
+    info = other.authenticate(secret)
+    assert (info.clinic.id, info.kind, info.clinic.allowed_origins) == ("a-clinic", "secret", ("https://a.example",))
+    assert other.authenticate(public).kind == "publishable"
+    assert other.authenticate(secret[:-1] + ("A" if secret[-1] != "A" else "B")) is None
+    assert other.authenticate(secret.replace("pht_sk_", "pht_pk_")) is None  # the kind is part of the key
+    assert other.authenticate("nope") is None and other.authenticate("") is None
+
+    listed = other.keys("a-clinic")
+    assert {k["kind"] for k in listed} == {"secret", "publishable"} and all(k["revoked"] is None for k in listed)
+    key_id = secret.split("_")[2]
+    with pytest.raises(ClinicError, match="no active key"):
+        registry.revoke_key(key_id, clinic="another-clinic")  # a clinic revokes only its own keys
+    assert registry.revoke_key(key_id, clinic="a-clinic") == key_id
+    assert other.authenticate(secret) is None  # the other worker refuses it on its next check
+    with pytest.raises(ClinicError, match="no active key"):
+        other.revoke_key(secret)
+    other.revoke_key(public)  # by the key itself
+    assert registry.authenticate(public) is None
+    assert all(k["revoked"] for k in registry.keys())
+    with pytest.raises(UnknownClinic):
+        registry.create_key("nowhere")
+
+
+def test_concurrent_writers_lose_nothing(registry, other):
+    registry.add_clinic("Busy Clinic")
+    made: list[str] = []
+    lock = threading.Lock()
+
+    def make(reg) -> None:
+        for _ in range(10):
+            key = reg.create_key("busy-clinic")
+            with lock:
+                made.append(key)
+
+    threads = [threading.Thread(target=make, args=(r,)) for r in (registry, other) * 3]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(made) == 60 and len(registry.keys("busy-clinic")) == 60
+    assert all(other.authenticate(k) is not None for k in made)
+
+
+# -- documents -------------------------------------------------------------------------------------
+
+
+def test_documents_are_drafts_until_approved_and_bump_the_revision(registry, other):
+    registry.add_clinic("North Physio")
+    registry.add_clinic("South Clinic")
+    doc = registry.add_document(_doc("north-physio"))
+    assert doc.status == "draft" and doc.approved_by is None and doc.sections[0]["id"] == "pool"
+    assert other.documents("north-physio", status="approved") == []
+    assert [d.id for d in other.documents("north-physio")] == [doc.id]
+    assert other.documents("south-clinic") == []
+    with pytest.raises(DocumentNotFound):
+        other.document("south-clinic", doc.id)  # another clinic cannot see it
+    before = other.revisions()
+    approved = other.approve("north-physio", doc.id, "Dr Jane Smith")
+    assert (approved.status, approved.approved_by, approved.approved_version) == ("approved", "Dr Jane Smith", "v-pool")
+    assert approved.approved_at and approved.text == doc.text
+    after = registry.revisions()
+    assert after["north-physio"] == before["north-physio"] + 1 and after["south-clinic"] == before["south-clinic"]
+    assert [d.id for d in registry.documents("north-physio", status="approved")] == [doc.id]
+    removed = registry.delete_document("north-physio", doc.id)
+    assert removed.id == doc.id and other.revisions()["north-physio"] == after["north-physio"] + 1
+    with pytest.raises(DocumentNotFound, match="GET /v1/documents"):
+        other.document("north-physio", doc.id)
+
+
+# -- audit and feedback ----------------------------------------------------------------------------
+
+
+def test_audit_rows_from_two_workers_land_in_one_table_without_the_question(registry, other):
+    registry.add_clinic("North Physio")
+    registry.add_clinic("South Clinic")
+    ids = []
+    for i in range(6):
+        reg = registry if i % 2 else other
+        answer = _answer(Status.answered if i % 3 else Status.urgent)
+        reg.record_answer("north-physio", answer, composer="extractive", model="m")
+        ids.append(answer.id)
+    other.record_answer("south-clinic", _answer(), composer="extractive", model="m")
+    assert registry.flush_audit() and other.flush_audit()
+    rows = registry.audit("north-physio")
+    assert sorted(r["answer_id"] for r in rows) == sorted(ids)
+    assert [r["id"] for r in rows] == sorted((r["id"] for r in rows), reverse=True)
+    assert all(r["clinic"] == "north-physio" and r["corpus_version"] == "cv" for r in rows)
+    cited = [r for r in rows if r["status"] == "answered"]
+    assert cited and cited[0]["sources"][0]["source"] == "pht-podcast-qa#qa-1"
+    assert cited[0]["triage"] == {"decision": "continue", "rule": "scope:on-topic"}
+    with _engine(registry).connect() as conn:
+        everything = " ".join(str(v) for row in conn.execute(sa.text("SELECT * FROM audit")) for v in row)
+    assert MARKER not in everything  # neither the question nor the matched words nor the reply
+    page = registry.audit("north-physio", limit=2, before=rows[1]["id"])
+    assert [r["id"] for r in page] == [r["id"] for r in rows[2:4]]
+    assert len(other.audit("south-clinic")) == 1
+
+
+def test_feedback_is_kept_per_clinic_with_the_question_only_when_given(registry, other):
+    registry.add_clinic("North Physio")
+    first = registry.add_feedback("north-physio", "a1", "up")
+    second = other.add_feedback("north-physio", "a2", "down", comment=" Too short ", question="Can I run?")
+    assert second > first
+    rows = registry.feedback("north-physio")
+    assert [(r["answer_id"], r["rating"], r["comment"], r["question"]) for r in rows] == [
+        ("a2", "down", "Too short", "Can I run?"),
+        ("a1", "up", "", None),
+    ]
+    assert rows[0]["created"] and other.feedback("south-clinic") == []
+    with pytest.raises(ClinicError, match="'up' or 'down'"):
+        registry.add_feedback("north-physio", "a3", "meh")
+
+
+def test_ping_answers(registry):
+    registry.ping()
+
+
+# -- the schema ------------------------------------------------------------------------------------
+
+
+def test_the_migrations_make_the_tables_the_code_uses(registry):
+    from assistant.clinics.migrate import HEAD, known_revisions
+    from assistant.clinics.schema import METADATA
+
+    assert known_revisions()[-1] == HEAD
+    with _engine(registry).connect() as conn:
+        inspector = sa.inspect(conn)
+        for table in METADATA.sorted_tables:
+            columns = {c["name"]: c["nullable"] for c in inspector.get_columns(table.name)}
+            assert columns == {c.name: c.nullable for c in table.columns}, table.name
+            indexes = {i["name"] for i in inspector.get_indexes(table.name)}
+            assert {i.name for i in table.indexes} <= indexes, table.name
+
+
+def test_a_database_of_another_revision_is_refused_with_what_to_run(where, registry):
+    from assistant.clinics.migrate import upgrade
+
+    registry.add_clinic("Kept Clinic")
+    engine = _engine(registry)
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(RegistrySchemaError, match="does not know") as err:
+        ClinicRegistry(where)
+    assert "upgrade PHT Assistant" in str(err.value)
+    with pytest.raises(RegistrySchemaError):
+        upgrade(where if "://" in where else f"sqlite:///{where}")  # never "upgrades" a newer database
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0001'"))
+    with pytest.raises(RegistrySchemaError, match="pht-assistant db upgrade"):
+        ClinicRegistry(where)
+    engine.dispose()
+
+
+@pytest.mark.services
+def test_an_empty_postgresql_database_is_refused_until_upgraded(postgres):
+    from assistant.clinics.migrate import upgrade
+
+    url = postgres.database(migrate=False)
+    with pytest.raises(RegistrySchemaError, match="pht-assistant db upgrade"):
+        ClinicRegistry(url)
+    assert upgrade(url) == (None, "0002")
+    reg = ClinicRegistry(url)
+    assert reg.clinics() == []
+    reg.close()
+
+
+LEGACY_SCHEMA = """
+CREATE TABLE clinics (id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, emergency_text TEXT NOT NULL DEFAULT '',
+    allowed_origins TEXT NOT NULL DEFAULT '[]', created TEXT NOT NULL, revision INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE keys (id TEXT PRIMARY KEY, clinic_id TEXT NOT NULL REFERENCES clinics(id), hash TEXT NOT NULL,
+    kind TEXT NOT NULL, created TEXT NOT NULL, revoked TEXT);
+CREATE TABLE documents (id TEXT PRIMARY KEY, clinic_id TEXT NOT NULL REFERENCES clinics(id), filename TEXT NOT NULL,
+    title TEXT NOT NULL, media_type TEXT NOT NULL, text TEXT NOT NULL, version TEXT NOT NULL,
+    sections TEXT NOT NULL, uploaded TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'draft',
+    approved_by TEXT, approved_at TEXT, approved_version TEXT);
+CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, clinic_id TEXT NOT NULL,
+    answer_id TEXT NOT NULL, status TEXT NOT NULL, triage TEXT NOT NULL, sources TEXT NOT NULL,
+    corpus_version TEXT NOT NULL, composer TEXT NOT NULL, model TEXT NOT NULL);
+CREATE INDEX audit_clinic ON audit (clinic_id, id);
+INSERT INTO clinics (id, name, emergency_text, created) VALUES ('old-clinic', 'Old Clinic', '999', '2026-01-01T00:00:00+00:00');
+INSERT INTO keys VALUES ('aaaaaaaaaaaa', 'old-clinic', '{hash}', 'secret', '2026-01-01T00:00:00+00:00', NULL);
+INSERT INTO audit (time, clinic_id, answer_id, status, triage, sources, corpus_version, composer, model)
+    VALUES ('2026-01-02T00:00:00+00:00', 'old-clinic', 'ans-1', 'answered', '{{}}', '[]', 'cv', 'extractive', 'm');
+"""
+LEGACY_KEY = "pht_sk_aaaaaaaaaaaa_" + "k" * 43
+
+
+def legacy_file(path) -> str:
+    """A registry file as the version before migrations left it (no alembic_version)."""
+    from assistant.clinics.registry import key_hash
+
+    with sqlite3.connect(path) as db:
+        db.executescript(LEGACY_SCHEMA.format(hash=key_hash(LEGACY_KEY)))
+    db.close()
+    return str(path)
+
+
+def test_a_registry_from_before_migrations_is_upgraded_in_place_keeping_its_rows(tmp_path):
+    from assistant.clinics.migrate import upgrade
+
+    path = legacy_file(tmp_path / "old.sqlite3")
+    with pytest.raises(RegistrySchemaError, match="pht-assistant db upgrade"):
+        ClinicRegistry(path)
+    assert upgrade(f"sqlite:///{path}") == ("0001", "0002")
+    reg = ClinicRegistry(path)
+    assert reg.authenticate(LEGACY_KEY).clinic.emergency_text == "999"
+    assert [r["answer_id"] for r in reg.audit("old-clinic")] == ["ans-1"]
+    reg.add_feedback("old-clinic", "ans-1", "up")
+    reg.close()
+
+
+@pytest.mark.services
+def test_import_sqlite_copies_everything_into_postgresql_once(tmp_path, postgres):
+    """The move from one machine to several: the command copies every row, keys keep working,
+    audit numbering goes on after the copied rows, and a second import is refused."""
+    import os
+    import subprocess
+    import sys
+
+    from pathlib import Path
+
+    from assistant.clinics.migrate import upgrade
+
+    path = Path(legacy_file(tmp_path / "clinics.sqlite3"))
+
+    upgrade(f"sqlite:///{path}")
+    source = ClinicRegistry(path)
+    source.add_clinic("New Clinic", accent_color="#abcdef")
+    key = source.create_key("new-clinic", publishable=True)
+    source.add_document(_doc("new-clinic"))
+    source.approve("new-clinic", "doc-000000000001", "Dr Old")
+    for _ in range(3):
+        source.record_answer("new-clinic", _answer(), composer="extractive", model="m")
+    source.add_feedback("new-clinic", "a1", "down", comment="unclear")
+    source_audit = source.audit("new-clinic") + source.audit("old-clinic")
+    source.close()
+    before = path.read_bytes()
+
+    url = postgres.database(migrate=False)  # the command makes the tables itself
+    env = {**os.environ, "PHT_DATA_DIR": str(tmp_path / "data"), "PHT_DATABASE_URL": url}
+    run = lambda *args: subprocess.run(  # noqa: E731
+        [sys.executable, "-m", "assistant.cli", "db", *args], capture_output=True, text=True, timeout=120, env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    out = run("import-sqlite", str(path))
+    assert out.returncode == 0, out.stderr
+    assert "Copied 2 clinics, 2 keys, 1 documents, 4 audit, 1 feedback" in out.stdout
+    assert "postgres@" in out.stdout and "Traceback" not in out.stderr
+    assert path.read_bytes() == before  # the SQLite file is left as it was
+
+    target = ClinicRegistry(url)
+    assert target.authenticate(LEGACY_KEY).clinic.id == "old-clinic"
+    assert target.authenticate(key).kind == "publishable"
+    assert target.clinic("new-clinic").accent_color == "#abcdef"
+    assert target.document("new-clinic", "doc-000000000001").approved_by == "Dr Old"
+    assert target.revisions()["new-clinic"] == 1
+    copied = target.audit("new-clinic") + target.audit("old-clinic")
+    assert copied == source_audit  # ids, times and contents
+    target.record_answer("new-clinic", _answer(), composer="extractive", model="m")
+    newest = target.audit("new-clinic", limit=1)[0]
+    assert newest["id"] > max(r["id"] for r in copied)
+    assert target.feedback("new-clinic")[0]["comment"] == "unclear"
+    target.close()
+
+    again = run("import-sqlite", str(path))
+    assert again.returncode == 2 and "already has clinics" in again.stderr and "Traceback" not in again.stderr
+    missing = run("import-sqlite", str(tmp_path / "nothing.sqlite3"))
+    assert missing.returncode == 2 and "There is no SQLite registry" in missing.stderr
+    status = run("status")
+    assert status.returncode == 0 and "up to date" in status.stdout
