@@ -120,6 +120,10 @@ class DocumentNotFound(ClinicError):
     default_message = "There is no such document for this clinic; list them with GET /v1/documents."
 
 
+class KeyNotFound(ClinicError):
+    default_message = "There is no such active key; list them with `pht-assistant key list`."
+
+
 class DocumentRejected(ClinicError):
     default_message = "The document could not be read; upload a .txt, .md, .html or .pdf file with text in it."
 
@@ -171,6 +175,7 @@ __all__ = [
     "InvalidCharacters",
     "InvalidHistory",
     "InvalidQuestion",
+    "KeyNotFound",
     "ModelUnavailable",
     "NotAllowed",
     "NotAuthenticated",

@@ -18,7 +18,7 @@ from assistant import __version__
 from assistant.api import errors
 from assistant.api.limits import RateLimits
 from assistant.api.metrics import Metrics
-from assistant.api.routes import ask, audit, documents, health, metrics, sources
+from assistant.api.routes import ask, audit, documents, health, keys, metrics, sources
 from assistant.errors import RequestTooLarge
 from assistant.settings import Settings, get_settings
 
@@ -206,6 +206,6 @@ def create_app(settings: Settings | None = None, assistant: Any = None, tracing:
 
     app.add_middleware(Observe, metrics=app.state.metrics, state=app.state)
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
-    for module in (ask, sources, documents, audit, health, metrics):
+    for module in (ask, sources, documents, keys, audit, health, metrics):
         app.include_router(module.router)
     return app

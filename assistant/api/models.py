@@ -109,3 +109,8 @@ class AuditRecord(BaseModel):
 
 class AuditList(BaseModel):
     records: list[AuditRecord]
+
+
+class KeyRevoked(BaseModel):
+    id: str = Field(description="The key's id (the 12 hex digits after `pht_sk_` or `pht_pk_`).")
+    revoked: bool = True

@@ -328,8 +328,11 @@ class AuditWriter:
             failed = False
             try:
                 self._write(batch)
-            except Exception:
-                log.exception("%d audit record(s) not written yet; retrying in %.0f s", len(batch), self._retry)
+            except Exception as exc:
+                log.warning(
+                    "%d audit record(s) not written yet (%s: %s); retrying in %.0f s",
+                    len(batch), type(exc).__name__, exc, self._retry,
+                )
                 failed = True
             with self._cond:
                 self._busy = False

@@ -38,6 +38,7 @@ from assistant.clinics.registry import (
 from assistant.errors import (
     ClinicError,
     DocumentNotFound,
+    KeyNotFound,
     RegistrySchemaError,
     RegistryUnavailable,
     UnknownClinic,
@@ -282,7 +283,7 @@ class SQLRegistry(ClinicRegistry):
             return db.execute(t.keys.update().where(*where).values(revoked=now())).rowcount
 
         if not self._write(revoke):
-            raise ClinicError(f"There is no active key {key_id!r}; list them with `pht-assistant key list`.")
+            raise KeyNotFound(f"There is no active key {key_id!r}; list them with `pht-assistant key list`.")
         return key_id
 
     def keys(self, clinic: str | None = None) -> list[dict[str, Any]]:
