@@ -20,6 +20,12 @@ LIGHT = [
     "safety.triage",
     "settings",
     "index.embedded",
+    "clinics.registry",
+    "clinics.schema",
+    "clinics.migrate",
+    "clinics.sql",
+    "api.limits",
+    "tracing",
     "__init__",
 ]
 
