@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PORT ?= 8501
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install index bench bench-scale calibrate chromium services clean
+.PHONY: run test install index bench bench-shared bench-scale calibrate chromium services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,8 +54,13 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 	@touch $@
 
 # a few minutes: both stacks side by side, the API, synthetic corpora of 1k and 10k chunks
-bench: $(VENV)/.installed-bench
+bench: $(VENV)/.installed-bench services
 	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/shared_state.py
+
+# the API with the embedded registry against PostgreSQL + Redis at 16 clients, and propagation between workers
+bench-shared: $(VENV)/.installed services
+	$(BIN)/python benchmarks/shared_state.py
 
 # adds 100k chunks: builds that store once (5-10 minutes here; kept in benchmarks/results/scale/)
 bench-scale: $(VENV)/.installed-bench
