@@ -100,6 +100,7 @@ class RegistryUnavailable(AssistantError):
         "The clinics database cannot be reached just now; please try again in a minute "
         "(the assistant reconnects by itself)."
     )
+    where = ""  # the database (file, or URL without its password): the command line names it
 
 
 class RegistrySchemaError(AssistantError):

@@ -380,3 +380,34 @@ def test_import_sqlite_copies_everything_into_postgresql_once(tmp_path, postgres
     assert missing.returncode == 2 and "There is no SQLite registry" in missing.stderr
     status = run("status")
     assert status.returncode == 0 and "up to date" in status.stdout
+
+
+@pytest.mark.services
+def test_serve_refuses_a_database_it_does_not_know_and_db_upgrade_fixes_it(tmp_path, postgres):
+    import os
+    import subprocess
+    import sys
+
+    url = postgres.database(migrate=False)
+    env = {**os.environ, "PHT_DATA_DIR": str(tmp_path / "data"), "PHT_DATABASE_URL": url}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "assistant.cli", *args], capture_output=True, text=True,
+                              timeout=120, env=env, stdin=subprocess.DEVNULL)
+
+    refused = cli("serve", "--port", "1")
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "has no tables yet" in refused.stderr and "`pht-assistant db upgrade`" in refused.stderr
+    assert "postgres@127.0.0.1" in refused.stderr  # where, without a password
+    status = cli("db", "status")
+    assert status.returncode == 1 and "run `pht-assistant db upgrade`" in status.stdout
+    upgraded = cli("db", "upgrade")
+    assert upgraded.returncode == 0 and "from empty to schema revision 0002" in upgraded.stdout
+    assert "up to date" in cli("db", "upgrade").stdout
+    added = cli("clinic", "add", "Shared Clinic")
+    assert added.returncode == 0 and ClinicRegistry(url).clinic("shared-clinic").name == "Shared Clinic"
+    down = {**env, "PHT_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{postgres.port + 1}/none"}
+    unreachable = subprocess.run([sys.executable, "-m", "assistant.cli", "clinic", "list"], capture_output=True,
+                                 text=True, timeout=120, env=down, stdin=subprocess.DEVNULL)
+    assert unreachable.returncode == 2 and "cannot be reached" in unreachable.stderr
+    assert "Traceback" not in unreachable.stderr

@@ -138,8 +138,11 @@ class SQLRegistry(ClinicRegistry):
     # -- talking to the database ---------------------------------------------------------------
 
     def _unavailable(self, exc: Exception) -> RegistryUnavailable:
-        log.warning("clinics database %s: %s", self.where, exc)
-        return RegistryUnavailable()
+        # INFO: the 503s, /v1/health and the error metrics already say so; the driver's words are for the operator
+        log.info("clinics database %s does not answer: %s", self.where, str(exc).splitlines()[0])
+        error = RegistryUnavailable()
+        error.where = self.where
+        return error
 
     def _run(self, fn: Callable[[], T]) -> T:
         """Run ``fn``; a connection found dead (the server restarted) is replaced and ``fn`` run once
