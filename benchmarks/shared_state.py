@@ -66,7 +66,32 @@ def start(data: Path, logfile: Path, env: dict[str, str]) -> Server:
     return server
 
 
-def load(server: Server, key: str, per_client: int) -> dict[str, Any]:
+def _cpu_seconds(pids: set[int]) -> float:
+    """CPU time (user + system) of these processes and all their descendants, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        parents[pid] = int(fields[1])
+        times[pid] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, set(pids)
+    seen: set[int] = set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        total += times.get(pid, 0.0)
+        todo |= {child for child, parent in parents.items() if parent == pid}
+    return total
+
+
+def load(server: Server, key: str, per_client: int, services: set[int] | None = None) -> dict[str, Any]:
     """16 clients, each ``per_client`` questions on its own kept-alive connection."""
     host, port = "127.0.0.1", server.port
     latencies: list[float] = []
@@ -95,14 +120,20 @@ def load(server: Server, key: str, per_client: int) -> dict[str, Any]:
         conn.close()
 
     threads = [threading.Thread(target=client, args=(c,)) for c in range(CLIENTS)]
+    server_cpu, services_cpu = _cpu_seconds({server.proc.pid}), _cpu_seconds(services or set())
     began = time.perf_counter()
     for th in threads:
         th.start()
     for th in threads:
         th.join()
     wall = time.perf_counter() - began
+    server_cpu = _cpu_seconds({server.proc.pid}) - server_cpu
+    services_cpu = _cpu_seconds(services or set()) - services_cpu
     latencies.sort()
     return {
+        # CPU per answer: the worker's, and PostgreSQL's and Redis's (what the shared state adds)
+        "server_cpu_ms": round(1000 * server_cpu / max(1, len(latencies)), 2),
+        "services_cpu_ms": round(1000 * services_cpu / max(1, len(latencies)), 2),
         "requests": len(latencies),
         "errors": len(errors),
         "per_s": round(len(latencies) / wall, 1),
@@ -124,19 +155,25 @@ def throughput(work: Path, index: Path, pg: Postgres, redis: Redis, rounds: int,
         run(["clinic", "add", "Bench Clinic"], full)
         configs[name] = (data, env, run(["key", "create", "--clinic", "bench-clinic"], full).splitlines()[0])
     results: dict[str, list[dict[str, Any]]] = {"embedded": [], "shared": []}
+    services = {pg.postmaster_pid(), redis.proc.pid}
     for r in range(rounds):
         for name in ("embedded", "shared") if r % 2 == 0 else ("shared", "embedded"):
             data, env, key = configs[name]
             server = start(data, work / f"{name}-{r}.log", env)
             try:
                 load(server, key, 2)  # warm: model, lexical index, connections
-                figures = load(server, key, per_client)
+                figures = load(server, key, per_client, services if name == "shared" else set())
             finally:
                 server.stop()
             results[name].append(figures)
-            log(f"round {r + 1} {name}: {figures['per_s']} req/s, p95 {figures['p95_ms']} ms, {figures['errors']} errors")
+            log(f"round {r + 1} {name}: {figures['per_s']} req/s, p95 {figures['p95_ms']} ms, CPU per answer "
+                f"{figures['server_cpu_ms']} ms + {figures['services_cpu_ms']} ms in PostgreSQL and Redis, "
+                f"{figures['errors']} errors")
     med = {name: statistics.median(f["per_s"] for f in rs) for name, rs in results.items()}
+    cpu = {name: statistics.median(f["server_cpu_ms"] + f["services_cpu_ms"] for f in rs) for name, rs in results.items()}
     return {
+        "median_cpu_ms_per_answer": cpu,
+        "cpu_embedded_over_shared": round(cpu["embedded"] / cpu["shared"], 3),
         "clients": CLIENTS,
         "requests_per_client": per_client,
         "rounds": results,
@@ -248,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  shared (PostgreSQL + Redis)          {t['median_per_s']['shared']:>7.1f} req/s",
         f"  shared / embedded                    {t['shared_over_embedded']:>7.3f}  "
         f"({'meets' if ok else 'misses'} the 0.90 target; {t['errors']} errors)",
+        f"CPU per answer (worker + PostgreSQL + Redis, median): embedded {t['median_cpu_ms_per_answer']['embedded']:.2f} ms, "
+        f"shared {t['median_cpu_ms_per_answer']['shared']:.2f} ms (embedded / shared {t['cpu_embedded_over_shared']:.3f})",
     ]
     if "propagation" in report:
         p = report["propagation"]
