@@ -514,8 +514,8 @@ def stage(fn: Callable[[Any], Any], name: str) -> Any:
 def text_pieces(text: str) -> list[str]:
     """``text`` in the pieces a reader sees arrive: sentences and paragraph breaks (joined, ``text``).
 
-    >>> text_pieces("One. Two?\n\nThree")
-    ['One.', ' Two?', '\n', '\nThree']
+    >>> text_pieces("One. Two?\\n\\nThree")
+    ['One.', ' Two?', '\\n', '\\nThree']
     """
     return [p for p in re.split(r"(?<=[.!?\n])(?=\s)", text) if p]
 
