@@ -267,7 +267,7 @@ def test_a_database_of_another_revision_is_refused_with_what_to_run(where, regis
 def test_an_empty_postgresql_database_is_refused_until_upgraded(postgres):
     from assistant.clinics.migrate import upgrade
 
-    url = postgres.database(migrate=False)
+    url = postgres.database(migrate=False).replace("postgresql+psycopg://", "postgresql://")  # driver implied
     with pytest.raises(RegistrySchemaError, match="pht-assistant db upgrade"):
         ClinicRegistry(url)
     assert upgrade(url) == (None, "0002")

@@ -236,11 +236,11 @@ def db_status() -> None:
     """Say which schema revision the clinics database has, and whether this version can use it."""
     import sqlalchemy as sa
 
-    from assistant.clinics.migrate import HEAD, current_revision
+    from assistant.clinics.migrate import HEAD, current_revision, database_url
     from assistant.errors import RegistryUnavailable
 
     url, shown = _database()
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(database_url(url), poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
             revision = current_revision(conn)

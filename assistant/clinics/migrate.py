@@ -32,6 +32,16 @@ def display_url(url: str | sa.URL) -> str:
     return sa.make_url(url).render_as_string(hide_password=True)
 
 
+def database_url(url: str | sa.URL) -> sa.URL:
+    """``url`` with the psycopg driver named when it says only ``postgresql://``.
+
+    >>> database_url("postgresql://pht@db/pht").drivername
+    'postgresql+psycopg'
+    """
+    parsed = sa.make_url(url)
+    return parsed.set(drivername="postgresql+psycopg") if parsed.drivername == "postgresql" else parsed
+
+
 def current_revision(conn: sa.Connection) -> str | None:
     """The database's revision: Alembic's record, :data:`LEGACY` for a pre-migration file, or
     ``None`` for an empty database."""
@@ -77,7 +87,7 @@ def upgrade(url: str | sa.URL, *, notify: Callable[[str], None] | None = None) -
     from alembic import command
     from alembic.config import Config
 
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = sa.create_engine(database_url(url), poolclass=sa.pool.NullPool)
     say = notify or (lambda message: None)
     try:
         with engine.begin() as conn:

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from assistant.clinics import schema as t
-from assistant.clinics.migrate import HEAD, check, display_url
+from assistant.clinics.migrate import HEAD, check, database_url, display_url
 from assistant.clinics.registry import (
     KEY_PATTERN,
     AuditWriter,
@@ -583,9 +583,7 @@ class PostgresRegistry(SQLRegistry):
     kind = "postgresql"
 
     def __init__(self, where: str, *, pool_size: int = 10, connect_timeout: float = 5.0) -> None:
-        url = sa.make_url(where)
-        if url.drivername == "postgresql":
-            url = url.set(drivername="postgresql+psycopg")
+        url = database_url(where)
         self.url = url
         self.where = display_url(url)
         engine = sa.create_engine(

@@ -15,7 +15,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from assistant.clinics import schema as t
-from assistant.clinics.migrate import current_revision, display_url, known_revisions, upgrade
+from assistant.clinics.migrate import current_revision, database_url, display_url, known_revisions, upgrade
 from assistant.errors import ClinicError, RegistryUnavailable
 
 BATCH = 1000
@@ -50,7 +50,7 @@ def import_sqlite(
                 )
             present = {name: {c["name"] for c in sa.inspect(s).get_columns(name)} for name in sa.inspect(s).get_table_names()}
             upgrade(target_url, notify=notify)
-            dst = sa.create_engine(target_url, poolclass=sa.pool.NullPool)
+            dst = sa.create_engine(database_url(target_url), poolclass=sa.pool.NullPool)
             try:
                 with dst.begin() as d:
                     if d.execute(sa.select(sa.func.count()).select_from(t.clinics)).scalar():
