@@ -411,3 +411,26 @@ def test_serve_refuses_a_database_it_does_not_know_and_db_upgrade_fixes_it(tmp_p
                                  text=True, timeout=120, env=down, stdin=subprocess.DEVNULL)
     assert unreachable.returncode == 2 and "cannot be reached" in unreachable.stderr
     assert "Traceback" not in unreachable.stderr
+
+
+def test_a_request_reads_its_clinic_once_and_the_next_request_sees_changes(registry, other):
+    """The key check's clinic is used again by the same request (no second read); a change made
+    meanwhile elsewhere is seen by the next request, which reads it again."""
+    import contextvars
+
+    from assistant.clinics.registry import read_with_key
+
+    registry.add_clinic("North Physio", emergency_text="999")
+    key = registry.create_key("north-physio")
+
+    def request() -> tuple[str, str]:
+        info = registry.authenticate(key)
+        read_with_key(info.clinic)
+        other.update_clinic("north-physio", emergency_text=f"line {id(info)}")  # meanwhile, elsewhere
+        return info.clinic.emergency_text, registry.clinic("north-physio").emergency_text
+
+    first = contextvars.copy_context().run(request)
+    assert first[0] == first[1] == "999"  # one request, one reading of its clinic
+    second = contextvars.copy_context().run(request)
+    assert second[0] == second[1] and second[0].startswith("line ")  # the next request read the change
+    assert registry.clinic("north-physio").emergency_text.startswith("line ")  # outside any request

@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from assistant.clinics.registry import Clinic
+from assistant.clinics.registry import Clinic, read_with_key
 from assistant.errors import NotAllowed, NotAuthenticated, RateLimited, RequestTimedOut
 from assistant.settings import Settings
 
@@ -60,6 +60,7 @@ async def caller(
     if info is None:
         raise NotAuthenticated("The API key is unknown or revoked; ask the clinic's administrator for a key.")
     request.state.clinic = info.clinic.id
+    read_with_key(info.clinic)  # the clinic's view in this request uses it: no second read
     try:
         request.state.ratelimit = await request.app.state.limiter.hit(info.id)
     except RateLimited as exc:

@@ -34,6 +34,7 @@ import logging
 import re
 import threading
 import weakref
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -237,6 +238,23 @@ class ClinicRegistry(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Commit the pending audit rows, stop the writer and let the connections go."""
+
+
+_REQUEST_CLINIC: ContextVar[Clinic | None] = ContextVar("pht_request_clinic", default=None)
+
+
+def read_with_key(clinic: Clinic) -> None:
+    """Remember the clinic the request's key was read with (one database read, on every request):
+    the same request's later :meth:`ClinicRegistry.clinic` of it (its view, its audit) is answered
+    from it instead of a second read. Each request runs in a context of its own, so it never
+    outlives the request: a changed setting is still applied on the next request."""
+    _REQUEST_CLINIC.set(clinic)
+
+
+def request_clinic(name_or_id: str) -> Clinic | None:
+    """The clinic :func:`read_with_key` remembered for this request, if it is ``name_or_id``."""
+    seen = _REQUEST_CLINIC.get()
+    return seen if seen is not None and seen.id == name_or_id else None
 
 
 def open_registry(settings: Any) -> ClinicRegistry:

@@ -38,6 +38,7 @@ from assistant.clinics.registry import (
     clinic_slug,
     key_hash,
     now,
+    request_clinic,
 )
 from assistant.errors import (
     ClinicError,
@@ -264,6 +265,9 @@ class SQLRegistry(ClinicRegistry):
         return [_clinic(r) for r in self._rows(sa.select(*_CLINIC_COLUMNS).order_by(t.clinics.c.name))]
 
     def clinic(self, name_or_id: str) -> Clinic:
+        seen = request_clinic(name_or_id)  # already read with this request's key
+        if seen is not None:
+            return seen
         row = self._hot_row(_CLINIC, {"name": name_or_id})
         if row is None:
             raise UnknownClinic(
