@@ -434,3 +434,30 @@ def test_a_request_reads_its_clinic_once_and_the_next_request_sees_changes(regis
     second = contextvars.copy_context().run(request)
     assert second[0] == second[1] and second[0].startswith("line ")  # the next request read the change
     assert registry.clinic("north-physio").emergency_text.startswith("line ")  # outside any request
+
+
+@pytest.mark.services
+def test_postgresql_going_away_is_unavailable_and_its_return_needs_no_restart(postgres):
+    """Down: every call is RegistryUnavailable (the API's 503). Back: the very next call works,
+    although every pooled connection died with the old server."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from assistant.errors import RegistryUnavailable
+
+    reg = ClinicRegistry(postgres.database())
+    reg.add_clinic("North Physio")
+    key = reg.create_key("north-physio")
+    with ThreadPoolExecutor(6) as pool:  # several connections in the pool
+        assert all(pool.map(lambda _: reg.authenticate(key) is not None, range(30)))
+    postgres.stop("immediate")
+    try:
+        for call in (lambda: reg.authenticate(key), lambda: reg.clinic("north-physio"), reg.ping, reg.revisions):
+            with pytest.raises(RegistryUnavailable):
+                call()
+        reg.record_answer("north-physio", _answer(), composer="extractive", model="m")  # queued, not lost
+    finally:
+        postgres.start()
+    assert reg.authenticate(key).clinic.id == "north-physio"
+    assert reg.clinic("north-physio").name == "North Physio" and reg.revisions() == {"north-physio": 0}
+    assert reg.flush_audit(10.0) and len(reg.audit("north-physio")) == 1
+    reg.close()

@@ -600,7 +600,49 @@ class PostgresRegistry(SQLRegistry):
         )
         self.engine = engine
         self.reader = engine.execution_options(isolation_level="AUTOCOMMIT")  # one round trip per read
+        self._compiled: dict[int, str] = {}
         self._open()
+        # Audit rows wait up to a quarter second to be committed together: a PostgreSQL transaction
+        # is three round trips, so a busy worker commits a few batches a second, not fifty.
+        self._audit = AuditWriter(self._write_audit, linger_seconds=0.25)
+
+    def _hot_row(self, stmt: Any, params: dict[str, Any]) -> Any:
+        """The per-request reads (the key, the clinic) straight on a pooled psycopg connection, in
+        autocommit, their SQL compiled once: one round trip and about a fifth of the client's CPU
+        time of the same read through SQLAlchemy. A connection found dead (the server restarted) is
+        dropped and the read tried once more on a new one."""
+        import psycopg
+
+        sql = self._compiled.get(id(stmt))
+        if sql is None:
+            sql = self._compiled[id(stmt)] = str(stmt.compile(dialect=self.engine.dialect))
+        for attempt in (1, 2):
+            try:
+                conn = self.engine.raw_connection()
+            except (psycopg.Error, sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:  # the pool does not wrap
+                raise self._unavailable(exc) from None
+            raw = conn.driver_connection
+            try:
+                raw.autocommit = True
+                with raw.cursor() as cur:
+                    cur.execute(sql, params, prepare=True)
+                    row = cur.fetchone()
+                    names = tuple(d.name for d in cur.description or ())
+                raw.autocommit = False
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                conn.invalidate()
+                conn.close()
+                if attempt == 1:  # the server may have restarted: every pooled connection is stale
+                    self.engine.dispose()
+                    continue
+                raise self._unavailable(exc) from None
+            except BaseException:
+                conn.invalidate()
+                conn.close()
+                raise
+            conn.close()
+            return None if row is None else _row_type(names)(*row)
+        raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager
