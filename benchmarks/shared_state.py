@@ -255,6 +255,83 @@ def propagation(work: Path, index: Path, pg: Postgres, redis: Redis, trials: int
     }
 
 
+def per_request(work: Path, index: Path, pg: Postgres, redis: Redis, answers: int = 200) -> dict[str, Any]:
+    """CPU time of what each configuration does per request around the answer (the key read, the
+    rate limit, the clinic read, the audit row, the revision check), next to the CPU time of the
+    answer itself, all in this process, in turn: a ratio that the machine's other load moves much
+    less than requests per second."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from assistant import Assistant, Settings
+    from assistant.api.limits import RateLimits
+    from assistant.clinics.registry import ClinicRegistry, read_with_key
+
+    data = work / "data-per-request"
+    shutil.copytree(index, data)
+    assistant = Assistant.from_settings(Settings(data_dir=data), notify=lambda m: None)
+    assistant.warm_up()
+    registries = {"embedded": ClinicRegistry(data / "clinics.sqlite3"), "shared": ClinicRegistry(pg.database())}
+    limiters: dict[str, Any] = {}  # made in each run's event loop (their clients belong to it)
+    keys = {}
+    for name, reg in registries.items():
+        reg.add_clinic("Bench Clinic")
+        keys[name] = reg.create_key("bench-clinic")
+    answer = assistant.ask("Can running be part of my rehab?")
+    hop = ThreadPoolExecutor(4)
+
+    async def request(name: str) -> None:
+        reg, key = registries[name], keys[name]
+        if name == "shared":  # as the API does: the database read in a thread, the limit on the loop
+            info = await asyncio.get_running_loop().run_in_executor(hop, reg.authenticate, key)
+        else:
+            info = reg.authenticate(key)
+        read_with_key(info.clinic)
+        await limiters[name].hit(info.id)
+        reg.clinic("bench-clinic")
+        reg.record_answer("bench-clinic", answer, composer="extractive", model="m")
+
+    def state_cpu(name: str, n: int = 1000) -> float:
+        async def many() -> float:
+            limiters[name] = RateLimits(limit=10**9, window=60, redis_url=redis.url if name == "shared" else "")
+            for _ in range(50):
+                await request(name)
+            registries[name].flush_audit()
+            began = time.process_time()
+            for _ in range(n):
+                await request(name)
+            registries[name].revisions()  # once per PHT_CLINIC_REFRESH_SECONDS: far fewer than n
+            registries[name].flush_audit()
+            return (time.process_time() - began) / n
+
+        return asyncio.run(many())
+
+    def answer_cpu() -> float:
+        questions = [q + f" ({i})" for i, q in enumerate(QUESTIONS * (answers // len(QUESTIONS) + 1))][:answers]
+        began = time.process_time()
+        for q in questions:
+            assistant.ask(q)
+        return (time.process_time() - began) / len(questions)
+
+    rounds = {"embedded": [], "shared": [], "answer": []}
+    try:
+        for _ in range(3):
+            rounds["answer"].append(answer_cpu())
+            rounds["embedded"].append(state_cpu("embedded"))
+            rounds["shared"].append(state_cpu("shared"))
+    finally:
+        hop.shutdown()
+        for reg in registries.values():
+            reg.close()
+        assistant.close()
+    med = {k: statistics.median(v) for k, v in rounds.items()}
+    return {
+        "answer_cpu_ms": round(1000 * med["answer"], 3),
+        "state_cpu_ms": {k: round(1000 * med[k], 3) for k in ("embedded", "shared")},
+        "shared_adds_ms": round(1000 * (med["shared"] - med["embedded"]), 3),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3, help="rounds of each configuration (default 3)")
@@ -280,6 +357,11 @@ def main(argv: list[str] | None = None) -> int:
             "throughput": throughput(work, index, pg, redis, args.rounds, args.requests,
                                      tuple(c for c in args.configs.split(",") if c in CONFIGS)),
         }
+        log("per request, in process ...")
+        report["per_request"] = pr = per_request(work, index, pg, redis)
+        api_cpu = report["throughput"]["median_cpu_ms_per_answer"].get("embedded")
+        if api_cpu:  # what the shared state adds, as a fraction of an API request's CPU (worker, embedded)
+            pr["shared_adds_of_api_request"] = round(pr["shared_adds_ms"] / api_cpu, 4)
         if not args.no_propagation:
             report["propagation"] = propagation(work, index, pg, redis, args.trials)
     finally:
@@ -305,6 +387,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     if "shared" in t["over_embedded"]:
         lines.append(f"  shared state {'meets' if ok else 'misses'} the 0.90 target; {t['errors']} errors")
+    pr = report["per_request"]
+    lines.append(
+        f"Per request, CPU in one process (medians of 3): key, limit, clinic and audit row: embedded "
+        f"{pr['state_cpu_ms']['embedded']:.3f} ms, shared {pr['state_cpu_ms']['shared']:.3f} ms (+{pr['shared_adds_ms']:.3f} ms"
+        + (f", {100 * pr['shared_adds_of_api_request']:.1f}% of an API request's CPU above)" if "shared_adds_of_api_request" in pr else ")")
+        + f"; the answer alone, without HTTP: {pr['answer_cpu_ms']:.2f} ms"
+    )
     if "propagation" in report:
         p = report["propagation"]
         lines.append("Seen by the other worker (median / worst of the trials):")
