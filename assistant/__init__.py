@@ -8,7 +8,7 @@ Importing the package is cheap: the model, Chroma and LangChain load when an
 :class:`Assistant` first needs them.
 """
 
-from assistant.answer import SAFETY_NOTICE, Answer, Citation, Status, Triage
+from assistant.answer import SAFETY_NOTICE, Answer, Citation, Delta, Done, Started, Status, Triage
 from assistant.pipeline.assistant import Assistant
 from assistant.errors import (
     AssistantError,
@@ -36,6 +36,8 @@ __all__ = [
     "Citation",
     "CorpusError",
     "DataFolderError",
+    "Delta",
+    "Done",
     "EmptyQuestion",
     "IndexBusy",
     "IndexDamaged",
@@ -48,6 +50,7 @@ __all__ = [
     "QuestionTooLong",
     "SAFETY_NOTICE",
     "Settings",
+    "Started",
     "Status",
     "Triage",
     "__version__",

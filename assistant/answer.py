@@ -97,6 +97,13 @@ class Answer(BaseModel):
     triage: Triage | None = None
     timings: dict[str, float] = Field(default_factory=dict, description="Milliseconds per stage.")
     corpus_version: str = ""
+    composer: str = Field(default="", description="What wrote the reply: `extractive`, or the language-model composer's name.")
+    prompt_version: str = Field(default="", description="Version of the prompt file, when a language model wrote the reply.")
+    composer_note: str = Field(
+        default="",
+        description="What happened to a language model's reply: sentences dropped by the grounding check, or why "
+        "the extractive composer answered instead (empty when nothing happened).",
+    )
     retrieved: list[RetrievedPassage] | None = Field(
         default=None,
         description="With `explain=True` only: the passages retrieval returned (up to top_k + 2), best first; "

@@ -87,7 +87,7 @@ def ask(
     json_: Annotated[bool, typer.Option("--json", help="Print the whole answer as JSON.")] = False,
 ) -> None:
     """Answer one question, with its sources and the safety notice."""
-    from assistant.pipeline.assistant import validate_question
+    from assistant.pipeline.validate import validate_question
     from assistant.settings import get_settings
 
     validate_question(question, get_settings().max_question_chars)  # before loading anything heavy
@@ -131,7 +131,7 @@ def index(
     ] = False,
 ) -> None:
     """Build or update the search index from the corpus folder (only changed passages are embedded)."""
-    from assistant.pipeline.assistant import ensure_index
+    from assistant.index.ensure import ensure_index
     from assistant.embed.minilm import MiniLMEmbeddings
     from assistant.settings import get_settings
 
@@ -206,7 +206,9 @@ def main() -> None:
         _err("Stopped.")
         sys.exit(130)
     except Exception as exc:  # never a traceback to a person
-        if os.environ.get("PHT_DEBUG") == "1":
+        from assistant.settings import get_settings
+
+        if get_settings().debug:
             raise
         _fail(
             f"Something unexpected went wrong ({type(exc).__name__}); run again with PHT_DEBUG=1 "

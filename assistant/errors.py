@@ -59,6 +59,13 @@ class CorpusError(AssistantError):
     """The corpus folder, its manifest or one of its documents cannot be used."""
 
 
+class PolicyInvalid(AssistantError):
+    """A policy file (red flags, clinician-only decisions, scope, vocabulary) breaks its rules; the
+    message names the file, the entry and the field."""
+
+    default_message = "A policy file is invalid; fix it before starting the assistant."
+
+
 class IndexUnavailable(AssistantError):
     """The search index is missing, damaged or busy."""
 
@@ -129,6 +136,13 @@ class DocumentRejected(ClinicError):
     default_message = "The document could not be read; upload a .txt, .md, .html or .pdf file with text in it."
 
 
+class UnknownAnswer(ClinicError):
+    default_message = (
+        "There is no answer with that id for this clinic; feedback can only be given on an answer the "
+        "clinic's key received."
+    )
+
+
 class AccessError(AssistantError):
     """A request without the right key or beyond a key's limits."""
 
@@ -187,5 +201,6 @@ __all__ = [
     "RequestTimedOut",
     "RequestTooLarge",
     "StoreUnavailable",
+    "UnknownAnswer",
     "UnknownClinic",
 ]

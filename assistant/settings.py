@@ -59,6 +59,15 @@ class Settings(BaseSettings):
             "Chosen on evals/suites; see docs/retrieval.md."
         ),
     )
+    focus_relevance_threshold: float = Field(
+        default=0.30,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "The relevance a passage needs when one of its sentences names what the question asks about "
+            "(an exercise, a treatment...): lexical evidence lowers the bar. See docs/retrieval.md."
+        ),
+    )
     relevance_weights: tuple[float, float, float] = Field(
         default=CALIBRATED_RELEVANCE,
         description="Logistic relevance model: weight of the dense score, of coverage, and the bias.",
@@ -119,6 +128,28 @@ class Settings(BaseSettings):
         description="Seconds `pht-assistant index` waits for another build to finish before giving up.",
     )
     embedding_batch_size: int = Field(default=32, ge=1, le=512)
+    embedding_backend: str = Field(
+        default="onnx",
+        description="`onnx` (default) or `sentence-transformers`: which runtime encodes with the packaged model.",
+    )
+    index_precision: str = Field(
+        default="int8",
+        description="`int8` (default): the index is encoded by an int8 variant of the model; `float` turns it off.",
+    )
+    model_cache: Path | None = Field(
+        default=None,
+        description="Where the ONNX exports of the packaged model are kept; unset, `~/.cache/pht-assistant` "
+        "(or `$XDG_CACHE_HOME/pht-assistant`).",
+    )
+    encoder_threads: int = Field(
+        default=0, ge=0, description="Batches the ONNX encoder runs at once; 0: the usable cores, at most 4."
+    )
+    policy_dir: Path | None = Field(
+        default=None,
+        description="A clinic's folder of policy files (red_flags.yaml, clinician_only.yaml, scope.yaml, "
+        "vocabulary.yaml) that extend the packaged ones; see docs/architecture.md.",
+    )
+    debug: bool = Field(default=False, description="Show tracebacks of unexpected errors in the CLI.")
     log_questions: bool = Field(
         default=False, description="Off by default: nothing a patient types is logged or stored."
     )

@@ -8,8 +8,8 @@ The pipeline is not edited for this: LangChain calls :class:`StageTracer` for ev
 chain (a configure hook adds it while a traced request runs), and each stage becomes a span named
 after it, with the OpenInference attributes its kind has: ``embed`` an EMBEDDING span (model name),
 ``retrieve`` a RETRIEVER span (each passage's id and relevance score), ``compose`` an LLM span (the
-composer's name as model), ``triage`` and ``ground`` GUARDRAIL spans (decision and rule), the rest
-CHAIN spans. Nothing a patient typed and nothing answered is put in a span (no ``input.value``,
+composer's name as model), ``safety``, ``scope`` and ``ground`` GUARDRAIL spans (decision and
+rule), ``answerability`` an EVALUATOR span (whether to answer), the rest CHAIN spans. Nothing a patient typed and nothing answered is put in a span (no ``input.value``,
 ``output.value``, embedded text or passage content) unless ``PHT_LOG_QUESTIONS`` is on.
 
 >>> tracing_enabled(Settings(otel_endpoint="http://127.0.0.1:4318"))
@@ -31,13 +31,16 @@ from assistant.settings import Settings
 
 log = logging.getLogger("assistant.tracing")
 
-# stage name -> OpenInference span kind; any other runnable is a CHAIN
+# stage name -> OpenInference span kind; any other runnable (rewrite, decided, finish, ...) is a CHAIN
 KINDS = {
     "embed": "EMBEDDING",
     "retrieve": "RETRIEVER",
     "compose": "LLM",
+    "safety": "GUARDRAIL",
     "triage": "GUARDRAIL",
+    "scope": "GUARDRAIL",
     "ground": "GUARDRAIL",
+    "answerability": "EVALUATOR",
 }
 
 _STAGE_TRACER: ContextVar[Any] = ContextVar("pht_stage_tracer", default=None)
@@ -255,8 +258,8 @@ class StageTracer(_callbacks_base()):  # type: ignore[misc]
                 if self.log_questions and getattr(chunk, "text", None):
                     span.set_attribute(f"{prefix}.content", chunk.text)
         elif kind == "LLM":
-            span.set_attribute("llm.model_name", self.composer or "composer")
             draft = getattr(out, "draft", None)
+            span.set_attribute("llm.model_name", getattr(draft, "composer", "") or self.composer or "composer")
             span.set_attribute("pht.compose.drafted", draft is not None)
             if draft is not None:
                 span.set_attribute("pht.compose.citations", len(getattr(draft, "citations", []) or []))
@@ -270,6 +273,11 @@ class StageTracer(_callbacks_base()):  # type: ignore[misc]
             answer = getattr(out, "answer", None)
             if name == "ground" and answer is not None:
                 span.set_attribute("pht.answer.status", answer.status.value)
+        elif kind == "EVALUATOR":
+            judgement = getattr(out, "judgement", None)
+            if judgement is not None:  # never what is missing: it is said in the patient's words
+                span.set_attribute("pht.answerability.answerable", bool(judgement.answerable))
+                span.set_attribute("pht.answerability.passages", len(judgement.passages))
         answer = out if hasattr(out, "safety_notice") else None  # the chain's end result: an Answer
         if answer is not None:
             span.set_attribute("pht.answer.id", answer.id)

@@ -63,7 +63,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from assistant import Assistant, Settings
-    from assistant.pipeline.assistant import Turn
+    from assistant.pipeline.flow import Turn
 
     tmp = tempfile.mkdtemp(prefix="pht-calibrate-")
     assistant = Assistant.from_settings(Settings(data_dir=Path(tmp)), progress=False, notify=lambda m: None)
@@ -75,13 +75,18 @@ def main() -> None:
     # suite it is in: the answerable and not-covered sets, the seed paraphrases, the harmless
     # mentions of red-flag words, follow-ups and injections.
     labels = {"answered": 1, "not_covered": 0}
-    cases = [c for suite in load_suites([SETS]) for c in suite.cases if c.expected_status in labels]
+    tuned = [p for p in SETS.iterdir() if p.suffix in (".jsonl", ".yaml") and not p.name.startswith("heldout_")]
+    cases = [c for suite in load_suites(tuned) for c in suite.cases if c.expected_status in labels]  # never the held-out
     rows = []
     for case in cases:
         label = labels[case.expected_status]
-        turn = Turn(question=case.question, history=list(case.history))
-        turn = assistant._retrieve(assistant._triage(assistant._embed(turn)))
-        if turn.triage.decision != "continue" or not turn.passages:
+        turn = Turn(question=case.question, history=list(case.history), context=assistant.context)
+        flow = assistant.flow
+        turn = flow.embed(turn)
+        turn = flow.safety(turn)
+        if turn.answer is None:
+            turn = flow.retrieve(flow.rewrite(turn))
+        if turn.answer is not None or not turn.passages:
             rows.append((case.key, label, None, None, False))
             continue
         top = turn.passages[0]
@@ -114,9 +119,7 @@ def main() -> None:
         vals = []
         for case in load(name):
             v = np.asarray(assistant.embeddings.embed_query(case["question"]))
-            vals.append(
-                max(assistant.retriever.max_similarity(list(v)), float((assistant._exemplars @ v).max()))
-            )
+            vals.append(assistant.stages.scope.similarity(list(v), assistant.retriever.nearest(list(v))))
         sims[name] = vals
 
     report = {

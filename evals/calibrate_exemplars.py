@@ -23,19 +23,19 @@ FLOOR = 0.60  # below this, two sentences are not "very similar" for this model
 
 
 def main() -> None:
-    from assistant.pipeline.assistant import TOPIC_EXEMPLARS
     from assistant.embed.minilm import MiniLMEmbeddings
-    from assistant.safety.triage import ExemplarTriage
+    from assistant.safety.rules import load_rules
+    from assistant.safety.scope import ScopeWords
+    from assistant.safety.triage import ExampleTriage
     from assistant.settings import Settings
 
     settings = Settings()
     emb = MiniLMEmbeddings()
     emb.warm_up()
-    exemplars = ExemplarTriage(emb.embed_documents)
-    topic = np.asarray(emb.embed_documents(list(TOPIC_EXEMPLARS)))
+    exemplars = ExampleTriage(emb.embed_documents, load_rules(settings.policy_dir), ScopeWords.load(settings.policy_dir).topic_examples)
 
     urgent_pos, urgent_neg, clin_pos, clin_neg = [], [], [], []
-    for path in sorted(SUITES.glob("*.jsonl")):
+    for path in sorted(p for p in SUITES.glob("*.jsonl") if not p.name.startswith("heldout_")):
         for row in load_set(path.name):
             q = row["question"]
             v = np.asarray(emb.embed_query(q))
@@ -43,7 +43,7 @@ def main() -> None:
             hit = exemplars.urgent(q, v, threshold=0.0)
             u = float(hit.matched.split("similarity ")[1].split(";")[0]) if hit else 0.0
             (urgent_pos if row["expected_status"] == "urgent" else urgent_neg).append((u, row["id"]))
-            c = exemplars.clinician(q, v, 0.0, float((topic @ v).max()), settings.clinician_exemplar_margin)
+            c = exemplars.clinician(q, v, 0.0, settings.clinician_exemplar_margin)
             cs = float(c.matched.split("similarity ")[1].split(",")[0]) if c else 0.0
             if "clinician-only" in row.get("tags", []):
                 clin_pos.append((cs, row["id"]))

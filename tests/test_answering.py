@@ -37,7 +37,7 @@ PATIENT_QUESTIONS = {
         "Which exercises does an irritated hamstring tendon usually tolerate in the gym?",
         "Are calf raises and step-ups OK with proximal hamstring tendinopathy?",
         "should I cut the range of motion on my lifts to protect the tendon?",
-        "how long should I rest between sets when training with PHT?",
+        "should I rest longer between sets when training with PHT?",
         "How do I build bigger leg muscles with a sore hamstring tendon?",
         "Is it fine to do hip thrusts and bridges with PHT?",
         "how do I increase weights in the gym while managing hamstring tendinopathy?",
@@ -200,17 +200,17 @@ def test_bad_history_is_refused(assistant, history):
 
 
 def test_grounding_withholds_a_reply_its_sources_do_not_support(assistant):
-    from assistant.compose.extractive import Draft
-    from assistant.grounding.support import check
+    from assistant.contracts import Draft
 
+    check = assistant.stages.grounding.check
     answer = assistant.ask("Which exercises can I do to build muscle with PHT?")
     c = answer.citations[0]
     tampered = Draft(
         text=answer.body.replace(c.quote, c.quote + " Also take two painkillers daily."),
         citations=answer.citations,
     )
-    assert not check(tampered, assistant._source_text).ok
-    assert check(Draft(text=answer.body, citations=answer.citations), assistant._source_text).ok
+    assert not check(tampered, assistant.retriever).ok
+    assert check(Draft(text=answer.body, citations=answer.citations), assistant.retriever).ok
 
 
 def test_concurrent_questions_from_threads(assistant):

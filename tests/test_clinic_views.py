@@ -1,6 +1,6 @@
 """What the API keeps between requests, in process with the real model and store: the clinic's
-view of the assistant (made once, made again when the clinic changes), key checks that see a
-revocation at once, and audit records written by a background thread (none lost)."""
+context (made once, made again when the clinic changes; never a copy of the assistant), key checks
+that see a revocation at once, and audit records written by a background thread (none lost)."""
 
 from __future__ import annotations
 
@@ -41,46 +41,53 @@ def _cited(answer, doc_id: str) -> list:
     return [c for c in answer.citations if c.source.startswith(doc_id)]
 
 
-def test_the_clinic_view_is_made_once_and_again_when_its_documents_change(clinic_assistant):
+def test_the_clinic_context_is_made_once_and_again_when_its_documents_change(clinic_assistant):
     a = clinic_assistant
-    view = a.for_clinic("north-physio")
-    assert a.for_clinic("north-physio") is view  # kept: no copy, no chain built per question
-    assert a.for_clinic("south-clinic") is not view
+    north = a.for_clinic("north-physio")
+    context = north.context()
+    assert north.context() is context  # kept: nothing is built per question
+    assert a.for_clinic("south-clinic").context() is not context
+    assert context.retriever is a.retriever  # no documents of its own yet: the shared corpus alone
 
     doc = a.library.upload("north-physio", "pool.md", f"# Hydrotherapy pool\n\n{POOL}\n".encode())
-    assert a.for_clinic("north-physio") is view  # a draft changes nothing
-    assert _cited(view.ask(POOL_QUESTION), doc.id) == []
+    assert north.context() is context  # a draft changes nothing
+    assert _cited(north.ask(POOL_QUESTION), doc.id) == []
 
     a.library.approve("north-physio", doc.id, "Dr Jane Smith")
-    approved = a.for_clinic("north-physio")
-    assert approved is not view
-    quoted = _cited(approved.ask(POOL_QUESTION), doc.id)  # the first question after approval
+    approved = north.context()
+    assert approved is not context and approved.approvers == {doc.id: "Dr Jane Smith"}
+    quoted = _cited(north.ask(POOL_QUESTION), doc.id)  # the first question after approval
     assert quoted and all(c.approved_by == "Dr Jane Smith" for c in quoted)
     assert _cited(a.for_clinic("south-clinic").ask(POOL_QUESTION), doc.id) == []
+    assert _cited(a.ask(POOL_QUESTION), doc.id) == []  # the assistant's own context is untouched
 
     a.library.delete("north-physio", doc.id)
-    removed = a.for_clinic("north-physio")
-    assert removed is not approved and _cited(removed.ask(POOL_QUESTION), doc.id) == []
+    removed = north.context()
+    assert removed is not approved and _cited(north.ask(POOL_QUESTION), doc.id) == []
 
 
-def test_a_changed_clinic_record_makes_a_new_view(clinic_assistant):
+def test_a_changed_clinic_record_makes_a_new_context(clinic_assistant):
     a = clinic_assistant
-    view = a.for_clinic("north-physio")
-    assert "999 or NHS 111" in view.ask(URGENT).text
+    north = a.for_clinic("north-physio")
+    context = north.context()
+    assert "999 or NHS 111" in north.ask(URGENT).text
     with sqlite3.connect(a.library.registry.path) as db:  # as another process would change it
         db.execute("UPDATE clinics SET emergency_text = '112' WHERE id = 'north-physio'")
-    changed = a.for_clinic("north-physio")
-    assert changed is not view and "112" in changed.ask(URGENT).text and "NHS 111" not in changed.ask(URGENT).text
+    assert north.context() is not context
+    reply = north.ask(URGENT).text
+    assert "112" in reply and "NHS 111" not in reply
+    assert "your local emergency number" in a.ask(URGENT).text  # the default context is unchanged
 
 
-def test_a_document_change_by_another_worker_reaches_the_view_after_the_refresh(clinic_assistant, monkeypatch):
+def test_a_document_change_by_another_worker_reaches_the_context_after_the_refresh(clinic_assistant, monkeypatch):
     a = clinic_assistant
-    view = a.for_clinic("north-physio")
+    north = a.for_clinic("north-physio")
+    context = north.context()
     with sqlite3.connect(a.library.registry.path) as db:  # another worker approved or deleted one
         db.execute("UPDATE clinics SET revision = revision + 1 WHERE id = 'north-physio'")
     monkeypatch.setattr(a.library, "_checked", 0.0)  # as if clinic_refresh_seconds had passed
-    fresh = a.for_clinic("north-physio")
-    assert fresh is not view and a.for_clinic("north-physio") is fresh
+    fresh = north.context()
+    assert fresh is not context and north.context() is fresh
 
 
 def test_every_answer_for_a_clinic_has_its_audit_record_in_order(clinic_assistant):
@@ -137,13 +144,15 @@ def test_the_audit_writer_keeps_order_retries_failures_and_flushes_on_close():
     assert written[-1] == 60
 
 
-def test_the_chain_stages_take_the_turn_alone(assistant):
-    """`chain.stage` gives each stage a one-argument signature (LangChain checks it on every call):
-    true only while the stage functions take the turn and nothing else."""
+def test_the_chain_steps_take_the_turn_alone(assistant):
+    """`flow.stage` gives each step a one-argument signature (LangChain checks it on every call):
+    true only while the step methods take the turn and nothing else."""
     import inspect
 
-    for method in (assistant._embed, assistant._triage, assistant._routed, assistant._retrieve,
-                   assistant._compose, assistant._ground, assistant._finish):
+    flow = assistant.flow
+    for method in (flow.embed, flow.safety, flow.rewrite, flow.retrieve, flow.scope, flow.judge,
+                   flow.compose, flow.ground, flow.finish):
         assert list(inspect.signature(method).parameters) == ["turn"], method
-    names = [step.name for step in assistant._chain.steps]
-    assert names[:2] == ["embed", "triage"] and names[-1] == "finish"
+    names = [step.name for step in flow.prepare.steps]
+    assert names[:2] == ["embed", "safety"]
+    assert [step.name for step in flow.respond.steps] == ["compose", "ground", "finish"]

@@ -13,6 +13,20 @@ from assistant.settings import get_settings
 LIGHT = [
     "answer",
     "corpus.parse",
+    "corpus.topics",
+    "contracts",
+    "policy",
+    "safety.rules",
+    "safety.text",
+    "safety.scope",
+    "safety.replies",
+    "retrieval.terms",
+    "retrieval.vocabulary",
+    "grounding.terms",
+    "pipeline.context",
+    "pipeline.validate",
+    "answerability.gate",
+    "rewrite.followups",
     "errors",
     "grounding.support",
     "compose.extractive",
@@ -26,6 +40,7 @@ LIGHT = [
     "clinics.sql",
     "api.limits",
     "tracing",
+    "widget",
     "__init__",
 ]
 

@@ -29,8 +29,8 @@ def reference():
 
 def test_onnx_matches_sentence_transformers(embeddings, reference):
     assert embeddings.loaded_backend == "onnx"
-    ours = np.asarray(embeddings._encode(CHECK_SET))
-    theirs = np.asarray(reference._encode(CHECK_SET))
+    ours = np.asarray(embeddings.embed_documents(list(CHECK_SET)))
+    theirs = np.asarray(reference.embed_documents(list(CHECK_SET)))
     assert ours.shape == theirs.shape == (len(CHECK_SET), 384)
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
     agree = cosines(ours, theirs)
@@ -82,7 +82,7 @@ def test_a_reading_process_never_imports_torch(built_data_dir, embeddings):
 def test_the_int8_index_encoder_matches_sentence_transformers(embeddings, reference):
     assert embeddings.index_encoder == "onnx-int8"
     ours = np.asarray(embeddings.embed_for_index(CHECK_SET))
-    theirs = np.asarray(reference._encode(CHECK_SET))
+    theirs = np.asarray(reference.embed_documents(list(CHECK_SET)))
     agree = cosines(ours, theirs)
     assert agree.min() >= MIN_COSINE, dict(zip(CHECK_SET, agree.round(4)))
     # it is a different model: not the float vectors themselves

@@ -138,10 +138,12 @@ def runs(tmp_path_factory, built_data_dir):
         )  # fmt: skip
         out["tagged"] = invoke(str(suite), "--tags", "qa-1,red-flag", "--gate", "status_accuracy>=1.0", "--report", str(root / "tagged.json"))
         os.environ["PHT_RELEVANCE_THRESHOLD"] = "0.99"
+        os.environ["PHT_FOCUS_RELEVANCE_THRESHOLD"] = "0.99"
         get_settings.cache_clear()
         out["strict"] = invoke(str(suite), str(root / "hand.yaml"), "--report", str(root / "strict.json"))
     finally:
         os.environ.pop("PHT_RELEVANCE_THRESHOLD", None)
+        os.environ.pop("PHT_FOCUS_RELEVANCE_THRESHOLD", None)
         if old_env is None:
             os.environ.pop("PHT_DATA_DIR", None)
         else:

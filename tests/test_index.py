@@ -212,7 +212,10 @@ def test_readers_keep_answering_while_another_process_rebuilds(built_data_dir, t
     reader = Assistant.from_settings(Settings(data_dir=data), embeddings=embeddings, notify=lambda m: None)
     env = {**os.environ, "PHT_DATA_DIR": str(data)}
     cli = [sys.executable, "-m", "assistant.cli", "index", "--rebuild"]
-    writer = subprocess.Popen(cli, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the writer waits for the lock instead of giving up: the poll below takes it for an instant
+    writer = subprocess.Popen(
+        cli, env={**env, "PHT_INDEX_LOCK_TIMEOUT": "60"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:  # wait until the writer holds the lock

@@ -75,8 +75,9 @@ def test_clinics_are_added_found_listed_and_changed(registry, other):
     assert (north.id, north.name, north.emergency_text, north.allowed_origins) == (
         "north-physio", "North Physio", "999", ("https://n.example",)
     )
-    assert north.accent_color is None and north.logo_url is None and north.revision == 0
-    registry.add_clinic("Abbey Clinic", accent_color="#0a7d5a", logo_url="https://a.example/logo.png")
+    assert north.accent_color == "" and north.logo_url == "" and north.revision == 0
+    assert north.feedback_questions is False
+    registry.add_clinic("Abbey Clinic", accent_color="#0A7D5A", logo_url="https://a.example/logo.png")
     with pytest.raises(ClinicError, match="already exists"):
         other.add_clinic("north physio!")  # the same id, from another worker
     assert [c.id for c in other.clinics()] == ["abbey-clinic", "north-physio"]
@@ -84,12 +85,16 @@ def test_clinics_are_added_found_listed_and_changed(registry, other):
     with pytest.raises(UnknownClinic, match="clinic add"):
         registry.clinic("nowhere")
 
-    changed = other.update_clinic("north-physio", emergency_text="112", accent_color="#123456")
+    changed = other.update_clinic("north-physio", emergency_text="112", accent_color="#123456", feedback_questions=True)
     assert changed.emergency_text == "112" and changed.allowed_origins == ("https://n.example",)
+    assert changed.feedback_questions is True
     # seen by the first registry on its next read: no cache between a change and a request
     assert registry.clinic("north-physio") == changed
     cleared = registry.update_clinic("north-physio", accent_color="", allowed_origins=[])
-    assert cleared.accent_color is None and cleared.allowed_origins == ()
+    assert cleared.accent_color == "" and cleared.allowed_origins == () and cleared.feedback_questions is True
+    for bad in ({"accent_color": "red"}, {"logo_url": "javascript:alert(1)"}, {"allowed_origins": ["https://a.example/page"]}):
+        with pytest.raises(ClinicError):
+            other.update_clinic("north-physio", **bad)
 
 
 def test_names_need_a_letter_or_digit(registry):
@@ -208,19 +213,32 @@ def test_audit_rows_from_two_workers_land_in_one_table_without_the_question(regi
     assert len(other.audit("south-clinic")) == 1
 
 
-def test_feedback_is_kept_per_clinic_with_the_question_only_when_given(registry, other):
+def test_feedback_only_on_the_clinics_own_answers_and_the_question_only_if_kept(registry, other):
+    from assistant.errors import UnknownAnswer
+
     registry.add_clinic("North Physio")
-    first = registry.add_feedback("north-physio", "a1", "up")
-    second = other.add_feedback("north-physio", "a2", "down", comment=" Too short ", question="Can I run?")
-    assert second > first
-    rows = registry.feedback("north-physio")
-    assert [(r["answer_id"], r["rating"], r["comment"], r["question"]) for r in rows] == [
-        ("a2", "down", "Too short", "Can I run?"),
-        ("a1", "up", "", None),
-    ]
-    assert rows[0]["created"] and other.feedback("south-clinic") == []
+    registry.add_clinic("South Clinic", feedback_questions=True)
+    north, south = _answer(), _answer()
+    registry.record_answer("north-physio", north, composer="extractive", model="m")
+    other.record_answer("south-clinic", south, composer="extractive", model="m")  # another worker's answer
+    with pytest.raises(UnknownAnswer):
+        registry.record_feedback("north-physio", south.id, "up")  # another clinic's answer
     with pytest.raises(ClinicError, match="'up' or 'down'"):
-        registry.add_feedback("north-physio", "a3", "meh")
+        registry.record_feedback("north-physio", north.id, "meh")
+    first = registry.record_feedback("north-physio", north.id, "up", question=f"dropped {MARKER}?")
+    assert (first["rating"], first["question"], first["status"], first["sources"]) == (
+        "up", None, "answered", ["pht-podcast-qa#qa-1"]
+    )
+    again = other.record_feedback("north-physio", north.id, "down", comment=" Too short ")  # replaces it
+    assert (again["id"], again["rating"], again["comment"]) == (first["id"], "down", "Too short")
+    kept = registry.record_feedback("south-clinic", south.id, "up", question="Can I run?")
+    assert kept["question"] == "Can I run?"
+    assert [r["answer_id"] for r in other.feedback("north-physio")] == [north.id]
+    assert [r["id"] for r in registry.feedback("south-clinic", before=kept["id"] + 1)] == [kept["id"]]
+    assert registry.feedback("south-clinic", before=kept["id"]) == []
+    assert registry.answered("north-physio", south.id) is None
+    with _engine(registry).connect() as conn:
+        assert MARKER not in " ".join(str(v) for row in conn.execute(sa.text("SELECT * FROM feedback")) for v in row)
 
 
 def test_ping_answers(registry):
@@ -256,11 +274,32 @@ def test_a_database_of_another_revision_is_refused_with_what_to_run(where, regis
     assert "upgrade PHT Assistant" in str(err.value)
     with pytest.raises(RegistrySchemaError):
         upgrade(where if "://" in where else f"sqlite:///{where}")  # never "upgrades" a newer database
-    with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0001'"))
-    with pytest.raises(RegistrySchemaError, match="pht-assistant db upgrade"):
-        ClinicRegistry(where)
     engine.dispose()
+
+
+@pytest.mark.services
+def test_an_older_postgresql_schema_is_refused_until_upgraded(postgres):
+    """Several workers share the database: none migrates it by itself; the operator runs the command."""
+    from alembic import command
+    from alembic.config import Config
+
+    from assistant.clinics.migrate import MIGRATIONS, upgrade
+
+    url = postgres.database()
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:  # back to the first revision, as a database the previous release made
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+    engine.dispose()
+    with pytest.raises(RegistrySchemaError, match="older schema") as err:
+        ClinicRegistry(url)
+    assert "back it up, then run `pht-assistant db upgrade`" in str(err.value)
+    assert upgrade(url) == ("0001", "0003")
+    reg = ClinicRegistry(url)
+    assert reg.add_clinic("Upgraded Clinic", feedback_questions=True).feedback_questions is True
+    reg.close()
 
 
 @pytest.mark.services
@@ -270,7 +309,7 @@ def test_an_empty_postgresql_database_is_refused_until_upgraded(postgres):
     url = postgres.database(migrate=False).replace("postgresql+psycopg://", "postgresql://")  # driver implied
     with pytest.raises(RegistrySchemaError, match="pht-assistant db upgrade"):
         ClinicRegistry(url)
-    assert upgrade(url) == (None, "0002")
+    assert upgrade(url) == (None, "0003")
     reg = ClinicRegistry(url)
     assert reg.clinics() == []
     reg.close()
@@ -307,17 +346,48 @@ def legacy_file(path) -> str:
     return str(path)
 
 
-def test_a_registry_from_before_migrations_is_upgraded_in_place_keeping_its_rows(tmp_path):
-    from assistant.clinics.migrate import upgrade
+def test_a_sqlite_registry_from_before_migrations_is_upgraded_when_opened_keeping_its_rows(tmp_path):
+    """A single machine's file (made before migrations) is brought up to date when opened: by the
+    first `pht-assistant` command or server start after the upgrade."""
+    from assistant.clinics.migrate import current_revision
 
     path = legacy_file(tmp_path / "old.sqlite3")
-    with pytest.raises(RegistrySchemaError, match="pht-assistant db upgrade"):
-        ClinicRegistry(path)
-    assert upgrade(f"sqlite:///{path}") == ("0001", "0002")
     reg = ClinicRegistry(path)
+    with _engine(reg).connect() as conn:
+        assert current_revision(conn) == "0003"
     assert reg.authenticate(LEGACY_KEY).clinic.emergency_text == "999"
     assert [r["answer_id"] for r in reg.audit("old-clinic")] == ["ans-1"]
-    reg.add_feedback("old-clinic", "ans-1", "up")
+    assert reg.record_feedback("old-clinic", "ans-1", "up")["status"] == "answered"
+    reg.close()
+
+
+def test_a_sqlite_registry_the_widgets_first_release_made_is_recorded_and_upgraded(tmp_path):
+    """The widget's first release added its columns and feedback table itself, before migrations:
+    such a file is recorded at revision 0002 (not made again) and upgraded from there."""
+    from assistant.clinics.migrate import current_revision, upgrade
+
+    path = legacy_file(tmp_path / "widget.sqlite3")
+    with sqlite3.connect(path) as db:  # what that release's registry added when it opened the file
+        for column, kind in (("accent_color", "TEXT NOT NULL DEFAULT ''"), ("logo_url", "TEXT NOT NULL DEFAULT ''"),
+                             ("feedback_questions", "INTEGER NOT NULL DEFAULT 0")):
+            db.execute(f"ALTER TABLE clinics ADD COLUMN {column} {kind}")
+        db.executescript(
+            "CREATE INDEX audit_answer ON audit (answer_id);"
+            "CREATE TABLE feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, clinic_id TEXT NOT NULL, answer_id TEXT NOT NULL,"
+            " rating TEXT NOT NULL CHECK (rating IN ('up', 'down')), comment TEXT NOT NULL DEFAULT '', question TEXT,"
+            " status TEXT NOT NULL, sources TEXT NOT NULL, time TEXT NOT NULL, updated TEXT NOT NULL,"
+            " UNIQUE (clinic_id, answer_id));"
+            "UPDATE clinics SET accent_color = '#abc' WHERE id = 'old-clinic';"
+            "INSERT INTO feedback (clinic_id, answer_id, rating, status, sources, time, updated)"
+            " VALUES ('old-clinic', 'ans-1', 'down', 'answered', '[]', 't', 't');"
+        )
+    db.close()
+    assert upgrade(f"sqlite:///{path}") == ("0002", "0003")
+    reg = ClinicRegistry(path)
+    with _engine(reg).connect() as conn:
+        assert current_revision(conn) == "0003"
+    assert reg.clinic("old-clinic").accent_color == "#abc"
+    assert [r["rating"] for r in reg.feedback("old-clinic")] == ["down"]
     reg.close()
 
 
@@ -335,15 +405,16 @@ def test_import_sqlite_copies_everything_into_postgresql_once(tmp_path, postgres
 
     path = Path(legacy_file(tmp_path / "clinics.sqlite3"))
 
-    upgrade(f"sqlite:///{path}")
-    source = ClinicRegistry(path)
+    source = ClinicRegistry(path)  # upgraded as it opens
     source.add_clinic("New Clinic", accent_color="#abcdef")
     key = source.create_key("new-clinic", publishable=True)
     source.add_document(_doc("new-clinic"))
     source.approve("new-clinic", "doc-000000000001", "Dr Old")
     for _ in range(3):
         source.record_answer("new-clinic", _answer(), composer="extractive", model="m")
-    source.add_feedback("new-clinic", "a1", "down", comment="unclear")
+    rated = _answer()
+    source.record_answer("new-clinic", rated, composer="extractive", model="m")
+    source.record_feedback("new-clinic", rated.id, "down", comment="unclear")
     source_audit = source.audit("new-clinic") + source.audit("old-clinic")
     source.close()
     before = path.read_bytes()
@@ -356,7 +427,7 @@ def test_import_sqlite_copies_everything_into_postgresql_once(tmp_path, postgres
     )
     out = run("import-sqlite", str(path))
     assert out.returncode == 0, out.stderr
-    assert "Copied 2 clinics, 2 keys, 1 documents, 4 audit, 1 feedback" in out.stdout
+    assert "Copied 2 clinics, 2 keys, 1 documents, 5 audit, 1 feedback" in out.stdout
     assert "postgres@" in out.stdout and "Traceback" not in out.stderr
     assert path.read_bytes() == before  # the SQLite file is left as it was
 
@@ -402,7 +473,7 @@ def test_serve_refuses_a_database_it_does_not_know_and_db_upgrade_fixes_it(tmp_p
     status = cli("db", "status")
     assert status.returncode == 1 and "run `pht-assistant db upgrade`" in status.stdout
     upgraded = cli("db", "upgrade")
-    assert upgraded.returncode == 0 and "from empty to schema revision 0002" in upgraded.stdout
+    assert upgraded.returncode == 0 and "from empty to schema revision 0003" in upgraded.stdout
     assert "up to date" in cli("db", "upgrade").stdout
     added = cli("clinic", "add", "Shared Clinic")
     assert added.returncode == 0 and ClinicRegistry(url).clinic("shared-clinic").name == "Shared Clinic"

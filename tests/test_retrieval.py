@@ -50,7 +50,9 @@ def retriever(tmp_path_factory, embeddings):
 
 
 def _ask(retriever, embeddings, question):
-    return retriever.retrieve(question, embeddings.embed_query(question))
+    from assistant.contracts import Query
+
+    return retriever.retrieve(Query(text=question, vector=embeddings.embed_query(question), focus=question))
 
 
 def test_framing_text_is_the_intro_and_closing_of_a_document_with_headings(retriever):
@@ -137,7 +139,7 @@ def achilles(tmp_path_factory, embeddings):
 def test_clipped_and_misspelled_words_reach_the_passage_that_uses_the_full_word(
     achilles, embeddings, question, section, term
 ):
-    assert term in achilles._query_terms(question)
+    assert term in achilles.query_terms(question)
     passages = _ask(achilles, embeddings, question)
     assert passages[0].chunk.source == section
     assert passages[0].lexical > 0 and passages[0].coverage > 0
@@ -147,17 +149,17 @@ def test_clipped_and_misspelled_words_reach_the_passage_that_uses_the_full_word(
 def test_misspelled_stopwords_and_short_words_are_corrected_against_the_index(achilles):
     # "wiht" is "with" and "agian" is "again" (stopwords, so they leave the query); "drps",
     # "sandels" and "shoos" are the guide's "drops", "sandals" and "shoes"
-    assert achilles._query_terms("heel drps wiht shoes agian") == ["heel", "drop", "shoe"]
-    assert achilles._query_terms("sandels or shoos") == ["sandal", "shoe"]
+    assert achilles.query_terms("heel drps wiht shoes agian") == ["heel", "drop", "shoe"]
+    assert achilles.query_terms("sandels or shoos") == ["sandal", "shoe"]
 
 
 def test_real_words_the_index_does_not_use_are_not_turned_into_words_it_does(achilles):
     # "taping" is tape + ing (not "taking"), "heat" is a word (not "heel" or "seat")
-    assert achilles._query_terms("does taping or heat help") == ["tape", "heat"]
+    assert achilles.query_terms("does taping or heat help") == ["tape", "heat"]
 
 
 def test_word_families_and_clippings_agree_in_documents_and_questions():
-    from assistant.retrieval.hybrid import terms
+    from assistant.retrieval.terms import terms
 
     assert terms("runner") == terms("running") == terms("runs")
     assert terms("rehab") == terms("rehabbing") == terms("rehabilitation")

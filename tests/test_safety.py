@@ -11,16 +11,14 @@ from conftest import ROOT, write_corpus
 
 from assistant import SAFETY_NOTICE, Status
 from assistant.answer import Triage
-from assistant.safety.triage import (
-    RED_FLAGS,
-    URGENT_EXEMPLARS,
-    find_red_flag,
-    normalise,
-    out_of_scope_reply,
-    triage_rules,
-    urgent_reply,
-    without_instructions,
-)
+from assistant.safety.replies import out_of_scope_reply, urgent_reply
+from assistant.safety.rules import load_rules
+from assistant.safety.text import normalise, without_instructions
+from assistant.safety.triage import triage_rules
+
+RULES = load_rules()
+RED_FLAGS = RULES.flags
+find_red_flag = RULES.red_flag
 
 # --------------------------------------------------------------------------------------------
 # rules (no model)
@@ -120,16 +118,15 @@ def test_every_decision_names_its_rule():
         assert decision.decision == "continue" or decision.matched
 
 
-def test_every_flag_has_exemplars_symptom_words_and_an_action():
+def test_every_flag_has_examples_symptom_words_an_action_and_a_source():
     for flag in RED_FLAGS:
-        assert len(URGENT_EXEMPLARS[flag.name]) >= 3
-        assert flag.words and flag.act and flag.what
-    assert set(URGENT_EXEMPLARS) == {f.name for f in RED_FLAGS}
+        assert len(flag.examples) >= 3
+        assert flag.symptom_words and flag.action and flag.reply_what and flag.sources
 
 
 @pytest.mark.parametrize("flag", [f.name for f in RED_FLAGS])
 def test_urgent_replies_say_what_to_do_now_with_the_configured_number(flag):
-    text = urgent_reply(Triage(decision="urgent", rule=f"red-flag:{flag}"), "112 (Europe)")
+    text = urgent_reply(Triage(decision="urgent", rule=f"red-flag:{flag}"), RULES, "112 (Europe)")
     assert text.startswith("**Please seek medical care now.**")
     assert "112 (Europe)" in text
     assert " now" in text or "today" in text
@@ -146,9 +143,9 @@ def test_the_default_emergency_contact_names_no_country():
 
 
 def test_out_of_scope_replies_say_why_and_where_to_go():
-    clinician = out_of_scope_reply(Triage(decision="out_of_scope", rule="clinician-only:medication"), [])
+    clinician = out_of_scope_reply(Triage(decision="out_of_scope", rule="clinician-only:medication"), RULES, [])
     assert "pharmacist" in clinician and "won't answer" in clinician
-    off = out_of_scope_reply(Triage(decision="out_of_scope", rule="scope:off-topic"), [])
+    off = out_of_scope_reply(Triage(decision="out_of_scope", rule="scope:off-topic"), RULES, [])
     assert "proximal hamstring tendinopathy" in off and "doctor" in off
 
 
@@ -242,27 +239,23 @@ def test_the_emergency_number_comes_from_settings(built_data_dir, embeddings):
 
 
 @pytest.mark.integration
-def test_an_exemplar_catches_what_the_rules_miss_and_says_so(assistant, monkeypatch):
-    import assistant.safety.triage as safety
-
-    monkeypatch.setattr(safety, "find_red_flag", lambda text: None)  # as if no rule knew the phrasing
-    answer = assistant.ask("the skin on my bum and inner thighs feels strange and dead")
-    assert answer.status is Status.urgent
-    assert answer.triage.rule == "exemplar:cauda-equina-saddle"
-    assert "similarity" in answer.triage.matched and "symptom words" in answer.triage.matched
-    assert answer.text.endswith(SAFETY_NOTICE) and not answer.citations
+def test_an_example_phrasing_catches_what_the_rules_miss_and_says_so(assistant):
+    """The example layer on its own (as if no rule knew the phrasing)."""
+    examples = assistant.stages.safety.examples
+    text = "the skin on my bum and inner thighs feels strange and dead"
+    found = examples.urgent(text, assistant.embeddings.embed_query(text), 0.7)
+    assert found is not None and found.rule == "exemplar:cauda-equina-saddle"
+    assert "similarity" in found.matched and "symptom words" in found.matched
 
 
 @pytest.mark.integration
-def test_an_exemplar_never_overrides_a_negation(assistant, monkeypatch):
-    import assistant.safety.triage as safety
-
-    monkeypatch.setattr(safety, "find_red_flag", lambda text: None)
-    # very close to the exemplar "I have suddenly lost control of my bladder", but denied
+def test_an_example_never_overrides_a_negation(assistant):
+    # very close to the example "I have suddenly lost control of my bladder", but denied
     answer = assistant.ask("I have not lost control of my bladder, can running be part of my PHT rehab?")
     assert answer.status is not Status.urgent, answer.triage
+    examples = assistant.stages.safety.examples
     vector = assistant.embeddings.embed_query("I haven't lost control of my bladder")
-    assert assistant._safety_exemplars.urgent("I haven't lost control of my bladder", vector, 0.0) is None
+    assert examples.urgent("I haven't lost control of my bladder", vector, 0.0) is None
 
 
 @pytest.mark.integration
@@ -290,14 +283,17 @@ def test_off_topic_stays_off_topic_whatever_it_quotes(assistant, question):
 def test_a_reply_that_fails_grounding_is_replaced_by_not_covered(built_data_dir, embeddings):
     """Whatever composer wrote it: an answered draft saying more than its sources is never shown."""
     from assistant import Assistant, Settings
-    from assistant.compose.extractive import Draft, ExtractiveComposer
+    from assistant.compose.extractive import ExtractiveComposer
+    from assistant.contracts import Draft
 
     class Embellishing:
+        name = "embellishing"
+
         def __init__(self):
             self.inner = ExtractiveComposer()
 
-        def compose(self, question, passages):
-            draft = self.inner.compose(question, passages)
+        def compose(self, question, judgement):
+            draft = self.inner.compose(question, judgement)
             c = draft.citations[0]
             return Draft(text=draft.text.replace(c.quote, c.quote + " Take two painkillers daily."), citations=draft.citations)
 

@@ -53,7 +53,8 @@ def test_a_span_per_stage_with_openinference_attributes_in_one_trace(traced, cap
     r = traced.post("/v1/ask", json={"question": QUESTION}, headers={"Authorization": f"Bearer {traced.key}"})
     assert r.status_code == 200 and r.json()["status"] == "answered"
     spans = {s.name: s for s in traced.exporter.get_finished_spans()}
-    assert {"POST /v1/ask", "answer", "embed", "triage", "retrieve", "compose", "ground", "finish", "clinic"} <= set(spans)
+    assert {"POST /v1/ask", "answer", "embed", "safety", "rewrite", "retrieve", "scope", "answerability",
+            "compose", "ground", "finish"} <= set(spans)
 
     request = spans["POST /v1/ask"]
     trace_id = request.context.trace_id
@@ -65,8 +66,8 @@ def test_a_span_per_stage_with_openinference_attributes_in_one_trace(traced, cap
     assert f"trace={trace_id:032x}" in caplog.text  # the access log names the trace
 
     kind = lambda name: spans[name].attributes["openinference.span.kind"]  # noqa: E731
-    assert (kind("answer"), kind("embed"), kind("retrieve"), kind("compose"), kind("triage")) == (
-        "CHAIN", "EMBEDDING", "RETRIEVER", "LLM", "GUARDRAIL"
+    assert (kind("answer"), kind("embed"), kind("retrieve"), kind("compose"), kind("safety"), kind("answerability")) == (
+        "CHAIN", "EMBEDDING", "RETRIEVER", "LLM", "GUARDRAIL", "EVALUATOR"
     )
     assert spans["embed"].attributes["embedding.model_name"].startswith("sentence-transformers/")
     retrieved = spans["retrieve"].attributes
@@ -74,7 +75,8 @@ def test_a_span_per_stage_with_openinference_attributes_in_one_trace(traced, cap
     scores = [v for k, v in retrieved.items() if k.endswith(".document.score")]
     assert len(scores) >= 2 and all(isinstance(s, float) and 0.0 <= s <= 1.0 for s in scores)
     assert spans["compose"].attributes["llm.model_name"] == "extractive"
-    assert spans["triage"].attributes["pht.triage.decision"] == "continue"
+    assert spans["safety"].attributes["pht.triage.decision"] == "continue"
+    assert spans["answerability"].attributes["pht.answerability.answerable"] is True
     answer = spans["answer"].attributes
     assert answer["pht.answer.status"] == "answered" and answer["pht.answer.id"] == r.json()["id"]
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 import html
 import logging
 import re
-import time
 from collections.abc import Iterator
 
 import streamlit as st
 
 from assistant import (
     SAFETY_NOTICE,
+    Delta,
+    Done,
     Answer,
     Assistant,
     AssistantError,
@@ -39,7 +40,6 @@ EXAMPLES = (
     "Which exercises can I do to build muscle with PHT?",
     "Should I still run my marathon?",
 )
-STREAM_PAUSE = 0.003  # seconds per word while a reply appears: a progressive feel, not a wait
 
 # Each status has its own look; icons are Material Symbols (Streamlit's ":material/...:").
 ICON = {
@@ -95,13 +95,6 @@ def as_html(text: str) -> str:
     return html.escape(text).replace("$", "&#36;").replace("\n", "<br>")
 
 
-def words(text: str) -> Iterator[str]:
-    """The reply a word at a time, for ``st.write_stream``."""
-    for piece in re.findall(r"\s*\S+", text):
-        yield piece
-        time.sleep(STREAM_PAUSE)
-
-
 # -- one reply ------------------------------------------------------------------------------------
 
 
@@ -128,8 +121,9 @@ def passage(assistant: Assistant, citation: Citation) -> str:
     )
 
 
-def show_reply(assistant: Assistant, turn: dict, settings: Settings, *, stream: bool = False) -> None:
-    """One reply, styled by its status, then always the safety notice, then (if on) feedback."""
+def show_reply(assistant: Assistant, turn: dict, settings: Settings, *, streamed: bool = False) -> None:
+    """One reply, styled by its status, then always the safety notice, then (if on) feedback.
+    ``streamed``: an answered reply's text is already on the page (written as it arrived)."""
     answer: Answer | None = turn["answer"]
     if answer is None:
         st.warning(turn["error"], icon=ICON["error"])
@@ -138,13 +132,13 @@ def show_reply(assistant: Assistant, turn: dict, settings: Settings, *, stream: 
         st.error(md(answer.body), icon=ICON[Status.urgent])
     elif answer.status is Status.not_covered:
         st.info(md(answer.body), icon=ICON[Status.not_covered])
+        if answer.citations:  # the closest thing the sources say, quoted: where it comes from
+            show_sources(assistant, answer)
     elif answer.status is Status.out_of_scope:
         with st.container(border=True):
             st.markdown(f"{ICON[Status.out_of_scope]} {md(answer.body)}")
     else:
-        if stream:
-            st.write_stream(words(md(answer.body)))
-        else:
+        if not streamed:
             st.markdown(md(answer.body))
         show_sources(assistant, answer)
     st.caption(SAFETY_NOTICE)
@@ -202,22 +196,72 @@ def show_feedback(answer: Answer, question: str, settings: Settings) -> None:
         )
 
 
-def ask(assistant: Assistant, question: str, turns: list[dict]) -> dict:
-    """Answer ``question`` given the earlier turns; errors become a sentence to show."""
+def history_of(turns: list[dict]) -> list[dict[str, str]]:
+    """The conversation so far, for a follow-up question (turns that failed are left out)."""
     history = []
     for t in turns:
-        if t["answer"] is not None:  # turns that failed are not part of the conversation
+        if t["answer"] is not None:
             history += [
                 {"role": "user", "content": t["question"]},
                 {"role": "assistant", "content": t["answer"].body},
             ]
+    return history
+
+
+def ask(assistant: Assistant, question: str, turns: list[dict]) -> dict:
+    """Answer ``question`` given the earlier turns; errors become a sentence to show."""
     try:
-        return {"question": question, "answer": assistant.ask(question, history=history), "error": None}
+        return {"question": question, "answer": assistant.ask(question, history=history_of(turns)), "error": None}
     except AssistantError as exc:
         return {"question": question, "answer": None, "error": str(exc)}
     except Exception as exc:  # never show a patient a traceback; log no question text
         log.error("reply failed: %s", type(exc).__name__)
         return {"question": question, "answer": None, "error": GENERIC_ERROR}
+
+
+def stream_reply(assistant: Assistant, question: str, turns: list[dict]) -> tuple[dict, bool]:
+    """Answer ``question`` as the pipeline writes it: an answered reply's text appears piece by
+    piece as each piece arrives (a language model's sentences once they pass the grounding check);
+    other replies arrive whole. Returns the turn and whether its text is already on the page."""
+    done: list[Answer] = []
+    try:
+        with st.spinner("Looking through the sources…"):
+            events = assistant.stream(question, history=history_of(turns))
+            first = next(events)
+        if first.status is not Status.answered:
+            done = [e.answer for e in events if isinstance(e, Done)]
+            return {"question": question, "answer": done[-1], "error": None}, False
+        st.write_stream(_body_pieces(events, done))
+        return {"question": question, "answer": done[-1], "error": None}, True
+    except AssistantError as exc:
+        return {"question": question, "answer": None, "error": str(exc)}, False
+    except Exception as exc:  # never show a patient a traceback; log no question text
+        log.error("reply failed: %s", type(exc).__name__)
+        if done:
+            return {"question": question, "answer": done[-1], "error": None}, False
+        return {"question": question, "answer": None, "error": GENERIC_ERROR}, False
+
+
+def _body_pieces(events: Iterator, done: list[Answer]) -> Iterator[str]:
+    """The reply's text pieces without the safety notice at its end (the page shows the notice on
+    its own line under every reply); the finished Answer is appended to ``done``."""
+    held = ""
+    for event in events:
+        if isinstance(event, Delta):
+            held += event.text
+            if SAFETY_NOTICE.startswith(held.strip()) or held.strip().endswith(SAFETY_NOTICE):
+                continue  # what may be the start of the notice waits for the next piece
+            content = held.rstrip()
+            yield md(content)
+            held = held[len(content) :]  # trailing space waits: the notice may follow it
+        elif isinstance(event, Done):
+            done.append(event.answer)
+    body = done[-1].body if done else ""
+    rest = held.strip()
+    if rest and rest != SAFETY_NOTICE and not rest.endswith(SAFETY_NOTICE):
+        yield md(held)
+    elif rest.endswith(SAFETY_NOTICE) and rest != SAFETY_NOTICE and body:
+        yield md(held[: held.rfind(SAFETY_NOTICE)].rstrip())
 
 
 # -- the page -------------------------------------------------------------------------------------
@@ -299,10 +343,9 @@ def main() -> None:
         with st.chat_message("user"):
             st.markdown(plain(question))
         with st.chat_message("assistant"):
-            with st.spinner("Looking through the sources…"):
-                turn = ask(assistant, question, turns)
+            turn, streamed = stream_reply(assistant, question, turns)
             turns.append(turn)
-            show_reply(assistant, turn, settings, stream=True)
+            show_reply(assistant, turn, settings, streamed=streamed)
 
     footer(settings)
 

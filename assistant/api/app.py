@@ -16,9 +16,10 @@ from starlette.concurrency import run_in_threadpool
 
 from assistant import __version__
 from assistant.api import errors
+from assistant.api.cors import Cors
 from assistant.api.limits import RateLimits
 from assistant.api.metrics import Metrics
-from assistant.api.routes import ask, audit, documents, health, keys, metrics, sources
+from assistant.api.routes import ask, audit, documents, feedback, health, keys, metrics, sources, widget
 from assistant.errors import RequestTooLarge
 from assistant.settings import Settings, get_settings
 
@@ -28,7 +29,8 @@ access = logging.getLogger("assistant.api.access")
 DESCRIPTION = """Answers questions about proximal hamstring tendinopathy from a curated corpus and
 the clinic's own approved documents, always with citations and a "consult a physiotherapist" notice.
 
-Every endpoint but `/v1/health` needs `Authorization: Bearer <key>` (`pht-assistant key create`).
+Every endpoint but `/v1/health` and `/widget.js` needs `Authorization: Bearer <key>` (`pht-assistant key create`).
+Browsers on a clinic's allowed origins may call the widget's routes with its publishable key (CORS).
 Errors are JSON `{error, message, safety_notice}`; `message` says what to do next."""
 
 
@@ -182,7 +184,7 @@ def create_app(settings: Settings | None = None, assistant: Any = None, tracing:
             a.corpus_version,
         )
         yield
-        library = app.state.assistant.__dict__.get("_library")
+        library = app.state.assistant.library_if_open
         if library is not None:  # every answer's audit record is committed before the server stops
             await run_in_threadpool(library.registry.flush_audit)
         if getattr(app.state, "owned", False):
@@ -204,8 +206,9 @@ def create_app(settings: Settings | None = None, assistant: Any = None, tracing:
     app.state.tracing = tracing
     errors.install(app)
 
+    app.add_middleware(Cors)  # innermost of the three: preflights are counted and logged too
     app.add_middleware(Observe, metrics=app.state.metrics, state=app.state)
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
-    for module in (ask, sources, documents, keys, audit, health, metrics):
+    for module in (ask, sources, documents, keys, audit, feedback, widget, health, metrics):
         app.include_router(module.router)
     return app

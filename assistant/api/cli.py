@@ -98,6 +98,13 @@ def _say_if_redis_is_away(settings) -> None:
             "its own requests until it does (see /v1/health).",
             err=True,
         )
+_ACCENT = typer.Option(help="The widget's accent colour, e.g. '#0b7285' (hex).")
+_LOGO = typer.Option(help="An http(s) address of the clinic's logo, shown in the widget's header.")
+_QUESTIONS = typer.Option(
+    "--feedback-questions/--no-feedback-questions",
+    help="Keep the question a patient rated with their feedback (off by default: only the rating, "
+    "the comment and the answer's status and sources are kept).",
+)
 
 
 @clinic_app.command("add")
@@ -110,8 +117,9 @@ def clinic_add(
     allowed_origin: Annotated[
         list[str] | None, typer.Option(help="A site whose pages may use publishable keys (repeatable).")
     ] = None,
-    accent_color: Annotated[str | None, typer.Option(help="The widget's accent colour, e.g. '#0a7d5a'.")] = None,
-    logo_url: Annotated[str | None, typer.Option(help="The logo the widget shows (an https URL).")] = None,
+    accent_color: Annotated[str, _ACCENT] = "",
+    logo_url: Annotated[str, _LOGO] = "",
+    feedback_questions: Annotated[bool, _QUESTIONS] = False,
 ) -> None:
     """Add a clinic."""
     clinic = _registry().add_clinic(
@@ -120,6 +128,7 @@ def clinic_add(
         allowed_origins=allowed_origin or [],
         accent_color=accent_color,
         logo_url=logo_url,
+        feedback_questions=feedback_questions,
     )
     typer.echo(
         f"Added clinic {clinic.name!r} (id {clinic.id}). Create a key with `pht-assistant key create --clinic {clinic.id}`."
@@ -134,22 +143,34 @@ def clinic_set(
     ] = None,
     allowed_origin: Annotated[
         list[str] | None,
-        typer.Option(help="Replaces the sites whose pages may use publishable keys (repeatable)."),
+        typer.Option(help="The sites whose pages may use publishable keys (repeatable; replaces the list)."),
     ] = None,
-    accent_color: Annotated[str | None, typer.Option(help="The widget's accent colour ('' clears it).")] = None,
-    logo_url: Annotated[str | None, typer.Option(help="The widget's logo URL ('' clears it).")] = None,
+    no_allowed_origins: Annotated[
+        bool, typer.Option("--no-allowed-origins", help="Allow no site at all (publishable keys stop working).")
+    ] = False,
+    accent_color: Annotated[str | None, typer.Option(help="The widget's accent colour (hex); '' for the default.")] = None,
+    logo_url: Annotated[str | None, typer.Option(help="The logo's http(s) address; '' for none.")] = None,
+    feedback_questions: Annotated[bool | None, _QUESTIONS] = None,
 ) -> None:
-    """Change a clinic's settings; every worker applies them on its next request."""
-    changed = _registry().update_clinic(
+    """Change a clinic's emergency wording, allowed sites, widget looks or feedback setting; every
+    worker on every machine applies it on its next request."""
+    origins = [] if no_allowed_origins else allowed_origin
+    c = _registry().update_clinic(
         clinic,
         emergency_text=emergency_text,
-        allowed_origins=allowed_origin,
+        allowed_origins=origins,
         accent_color=accent_color,
         logo_url=logo_url,
+        feedback_questions=feedback_questions,
     )
-    typer.echo(
-        f"Updated clinic {changed.name!r}: emergency: {changed.emergency_text or '(default)'} · origins: "
-        f"{', '.join(changed.allowed_origins) or '-'} · accent: {changed.accent_color or '-'} · logo: {changed.logo_url or '-'}"
+    typer.echo(f"Updated clinic {c.name!r}: {_describe(c)}")
+
+
+def _describe(c) -> str:
+    return (
+        f"emergency: {c.emergency_text or '(default)'} · origins: {', '.join(c.allowed_origins) or '-'} · "
+        f"accent: {c.accent_color or '(default)'} · logo: {c.logo_url or '-'} · "
+        f"questions with feedback: {'kept' if c.feedback_questions else 'not kept'}"
     )
 
 
@@ -163,10 +184,7 @@ def clinic_list() -> None:
         return
     for c in clinics:
         active = [k for k in registry.keys(c.id) if not k["revoked"]]
-        typer.echo(
-            f"{c.id}  {c.name}  · emergency: {c.emergency_text or '(default)'} · origins: "
-            f"{', '.join(c.allowed_origins) or '-'} · {len(active)} active key(s)"
-        )
+        typer.echo(f"{c.id}  {c.name}  · {_describe(c)} · {len(active)} active key(s)")
 
 
 @key_app.command("create")

@@ -31,6 +31,7 @@ STATUS: list[tuple[type[e.AssistantError], int]] = [
     (e.UnknownClinic, 404),
     (e.DocumentNotFound, 404),
     (e.KeyNotFound, 404),
+    (e.UnknownAnswer, 404),
     (e.IndexUnavailable, 503),
     (e.ModelUnavailable, 503),
     (e.RegistryUnavailable, 503),

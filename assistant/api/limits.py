@@ -151,6 +151,17 @@ class RateLimits:
         allowed, window = await self._count(self._limiter(False), key_id)
         return self._verdict(allowed, window)
 
+    async def peek(self, key_id: str) -> Window:
+        """Where the key stands, without counting a request (for reads that are not counted)."""
+        if self.redis_url and time.monotonic() >= self._retry_at:
+            try:
+                reset_at, remaining = await self._limiter(True).get_window_stats(self.item, key_id)
+                return Window(self.limit, remaining, reset_at - time.time())
+            except Exception as exc:
+                self._redis_failed(exc)
+        reset_at, remaining = await self._limiter(False).get_window_stats(self.item, key_id)
+        return Window(self.limit, remaining, reset_at - time.time())
+
     def _redis_failed(self, exc: Exception) -> None:
         if self._down_since is None:
             log.warning(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from assistant.answer import SAFETY_NOTICE
 
@@ -114,3 +115,58 @@ class AuditList(BaseModel):
 class KeyRevoked(BaseModel):
     id: str = Field(description="The key's id (the 12 hex digits after `pht_sk_` or `pht_pk_`).")
     revoked: bool = True
+
+
+class FeedbackRequest(BaseModel):
+    """A patient's rating of one answer, sent by the widget (or the clinic's own site)."""
+
+    answer_id: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="The `id` of the Answer rated."
+    )
+    rating: Literal["up", "down"]
+    comment: str = Field(default="", max_length=2000, description="What the patient wrote, if anything.")
+    question: str | None = Field(
+        default=None,
+        max_length=10_000,
+        description="The question that was answered; stored only if the clinic keeps questions with feedback "
+        "(`pht-assistant clinic set --feedback-questions`), dropped otherwise.",
+    )
+
+    @field_validator("comment", "question")
+    @classmethod
+    def _plain_text(cls, value: str | None) -> str | None:
+        if value and any(unicodedata.category(ch) == "Cc" and ch not in "\n\t\r" for ch in value):
+            raise ValueError("must be plain text without control characters")
+        return value
+
+    model_config = {"json_schema_extra": {"examples": [{"answer_id": "4f9c2b7e0a1d4c6b8e3f5a7b9c1d2e3f", "rating": "up"}]}}
+
+
+class FeedbackRecord(BaseModel):
+    id: int
+    time: str = Field(description="When the answer was first rated (UTC).")
+    updated: str = Field(description="When the rating or comment last changed (UTC).")
+    answer_id: str
+    rating: Literal["up", "down"]
+    comment: str
+    status: str = Field(description="The rated answer's status.")
+    sources: list[str] = Field(description="The sources the rated answer cited.")
+    question: str | None = Field(
+        default=None, description="Only when the clinic keeps questions with feedback; otherwise null."
+    )
+
+
+class FeedbackList(BaseModel):
+    feedback: list[FeedbackRecord]
+
+
+class WidgetConfig(BaseModel):
+    """What the widget needs to draw itself for a clinic; the tag's attributes may override the looks."""
+
+    clinic: str = Field(description="The clinic's name: the panel's default title.")
+    accent_color: str = Field(description="`#rrggbb` or `#rgb`; empty for the widget's default.")
+    logo_url: str = Field(description="Shown in the panel's header; empty for none.")
+    safety_notice: str = Field(default=SAFETY_NOTICE)
+    feedback: bool = Field(description="Whether answers can be rated (`POST /v1/feedback`).")
+    feedback_questions: bool = Field(description="Whether a rating may carry the question (the clinic keeps it).")
+    max_question_chars: int

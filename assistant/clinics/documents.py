@@ -1,4 +1,4 @@
-"""Each clinic's own documents: upload, sign-off, indexing, and the clinic's view of the assistant.
+"""Each clinic's own documents: upload, sign-off, indexing, and the clinic's context for answers.
 
 An upload (.txt, .md, .html, .pdf) is turned into text once; that extracted text is what is stored,
 parsed into sections exactly like the corpus (HTML headings become Markdown headings, a PDF's
@@ -15,7 +15,6 @@ with a lexical (BM25) index built for the clinic alone.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import html
 import io
@@ -177,31 +176,8 @@ def collection_name(clinic_id: str) -> str:
     return f"clinic-{clinic_id}"
 
 
-class TenantRetriever:
-    """The shared corpus and one clinic's own passages, searched apart and merged by relevance."""
-
-    def __init__(self, shared: Any, own: Any) -> None:
-        self.shared, self.own = shared, own
-
-    def warm_up(self) -> None:
-        self.shared.warm_up()
-        self.own.warm_up()
-
-    def retrieve(self, question: str, vector: list[float], *, focus: str | None = None) -> list[Any]:
-        found = self.shared.retrieve(question, vector, focus=focus) + self.own.retrieve(
-            question, vector, focus=focus
-        )
-        return sorted(found, key=lambda p: p.relevance, reverse=True)
-
-    def chunks_of(self, doc_id: str) -> list[Any]:
-        return self.shared.chunks_of(doc_id) or self.own.chunks_of(doc_id)
-
-    def max_similarity(self, vector: list[float]) -> float:
-        return max(self.shared.max_similarity(vector), self.own.max_similarity(vector))
-
-
 class ClinicLibrary:
-    """Clinic documents and views: owned by :class:`~assistant.pipeline.assistant.Assistant` (``assistant.library``)."""
+    """Clinic documents and contexts: owned by :class:`~assistant.pipeline.assistant.Assistant` (``assistant.library``)."""
 
     def __init__(
         self,
@@ -223,7 +199,7 @@ class ClinicLibrary:
         # clinic id -> (revision, retriever or None, {document id: approver})
         self._retrievers: dict[str, tuple[int, Any, dict[str, str | None]]] = {}
         self._checked = 0.0
-        # clinic id -> (base assistant, clinic, the retriever entry it was made with, the view)
+        # clinic id -> (base context, clinic, the retriever entry it was made with, the clinic's context)
         self._views: dict[str, tuple[Any, Clinic, tuple[int, Any, dict[str, str | None]], Any]] = {}
 
     # -- documents -----------------------------------------------------------------------------
@@ -240,19 +216,19 @@ class ClinicLibrary:
 
     def approve(self, clinic_id: str, doc_id: str, reviewer: str) -> ClinicDocument:
         """Sign the document off and embed its passages into the clinic's collection."""
-        from assistant.index.embedded import _records
+        from assistant.contracts import embed_for_index
+        from assistant.index.embedded import index_records
         from assistant.index.store import guarded
 
         doc = self.registry.document(clinic_id, doc_id)
-        records = _records(document_chunks(doc))
+        records = index_records(document_chunks(doc))
         col = self.store.collection(collection_name(clinic_id))
         with guarded():
             present = set(col.get(ids=list(records), include=[])["ids"])
         fresh = [r for r in records.values() if r.id not in present]
         for i in range(0, len(fresh), 256):
             batch = fresh[i : i + 256]
-            encode = getattr(self.embeddings, "embed_for_index", self.embeddings.embed_documents)
-            vectors = encode([r.embed for r in batch])  # outside the store's guard
+            vectors = embed_for_index(self.embeddings, [r.embed for r in batch])  # outside the store's guard
             with guarded():
                 col.add(
                     ids=[r.id for r in batch],
@@ -372,52 +348,53 @@ class ClinicLibrary:
             self._retrievers[clinic.id] = entry
         return entry
 
-    def view(self, base: Any, clinic_id: str) -> Any:
-        """``base`` answering for one clinic: its documents, its emergency wording, its audit trail.
+    def context_for(self, clinic_id: str, base: Any) -> Any:
+        """The per-request context for one clinic, made from the assistant's own ``base`` context
+        (:class:`assistant.pipeline.context.Context`): the shared corpus plus the clinic's approved
+        documents, its emergency wording, who approved each document, and an audit row per answer.
 
-        The view (a copy of ``base`` with its own chain) is made once and used again while the
-        clinic's record is unchanged and its retriever entry is the same one: approving or deleting
-        a document in this process drops both at once (:meth:`_forget`), a change made by another
-        worker drops the entry within ``clinic_refresh_seconds`` (:meth:`_refresh`), and a changed
-        clinic record (its emergency wording, say) makes a new view on the next request.
+        It is made once and used again while the clinic's record is unchanged and its retriever
+        entry is the same one: approving or deleting a document in this process drops both at once
+        (:meth:`_forget`), a change made by another worker drops the entry within
+        ``clinic_refresh_seconds`` (:meth:`_refresh`), and a changed clinic record (its emergency
+        wording, say) makes a new context on the next request.
         """
         clinic = self.registry.clinic(clinic_id)  # every request: an unknown clinic is refused now
-        base.warm_up()
         entry = self._entry(clinic)
         with self._lock:
             cached = self._views.get(clinic.id)
         if cached is not None and cached[0] is base and cached[1] == clinic and cached[2] is entry:
             return cached[3]
-        view = self._make_view(base, clinic, entry)
+        context = self._make_context(base, clinic, entry)
         with self._lock:
             if self._retrievers.get(clinic.id) is entry:  # not forgotten meanwhile
-                self._views[clinic.id] = (base, clinic, entry, view)
-        return view
+                self._views[clinic.id] = (base, clinic, entry, context)
+        return context
 
-    def _make_view(self, base: Any, clinic: Clinic, entry: tuple[int, Any, dict[str, str | None]]) -> Any:
-        from assistant.pipeline.assistant import stage
+    def _make_context(self, base: Any, clinic: Clinic, entry: tuple[int, Any, dict[str, str | None]]) -> Any:
+        from assistant.contracts import model_id_of
+        from assistant.corpus.topics import topics_of
+        from assistant.retrieval.tenant import TenantRetriever
 
         _, own, approvers = entry
-        composer = getattr(base.composer, "name", type(base.composer).__name__)
-        model = getattr(base.embeddings, "model_id", "")  # worked out once per view, not per answer
-        view = copy.copy(base)
-        if clinic.emergency_text:
-            view.settings = base.settings.model_copy(update={"emergency_contact": clinic.emergency_text})
+        model = model_id_of(self.embeddings)  # worked out once per context, not per answer
+        retriever = base.retriever
+        topics = base.topics
         if own is not None:
-            view.retriever = TenantRetriever(base.retriever, own)
+            documents = {d["id"]: d for d in self.sources(clinic.id)}
+            retriever = TenantRetriever(base.retriever, own, documents)
+            topics = base.topics + tuple(t for t in topics_of(documents) if t not in base.topics)
+        registry, audit = self.registry, self.settings.audit_enabled
 
-        def after(answer: Any) -> Any:
-            named = []
-            for c in answer.citations:
-                doc_id = c.source.split("#", 1)[0]
-                who = approvers.get(doc_id)
-                if who is None:
-                    who = base.index.meta.documents.get(doc_id, {}).get("reviewed_by") or None
-                named.append(c.model_copy(update={"approved_by": who}))
-            answer.citations = named
-            if self.settings.audit_enabled:
-                self.registry.record_answer(clinic.id, answer, composer=composer, model=model)
-            return answer
+        def record(answer: Any) -> None:
+            if audit:
+                registry.record_answer(clinic.id, answer, composer=answer.composer or "extractive", model=model)
 
-        view._chain = view._build_chain() | stage(after, "clinic")
-        return view
+        return base.with_changes(
+            retriever=retriever,
+            emergency_contact=clinic.emergency_text or base.emergency_contact,
+            clinic_id=clinic.id,
+            approvers=dict(approvers),
+            topics=topics,
+            on_answer=record,
+        )

@@ -6,7 +6,7 @@ table is one file in ``migrations/versions`` (the next revision) plus the regist
 :data:`HEAD` names the newest revision so that opening a registry at head imports no Alembic.
 
 >>> HEAD
-'0002'
+'0003'
 """
 
 from __future__ import annotations
@@ -18,8 +18,33 @@ import sqlalchemy as sa
 
 from assistant.errors import RegistrySchemaError
 
-HEAD = "0002"  # the newest file in migrations/versions (a test keeps them equal)
-LEGACY = "0001"  # a SQLite file made before migrations: these tables, no alembic_version
+HEAD = "0003"  # the newest file in migrations/versions (a test keeps them equal)
+# SQLite files made before migrations have no alembic_version: one without the widget's feedback
+# table has revision 0001's tables (or some of them); one the widget's first release opened, 0002's.
+LEGACY = "0001"
+LEGACY_WIDGET = "0002"
+_LEGACY_TABLES = """
+CREATE TABLE IF NOT EXISTS clinics (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, emergency_text TEXT NOT NULL DEFAULT '',
+    allowed_origins TEXT NOT NULL DEFAULT '[]', created TEXT NOT NULL, revision INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS keys (
+    id TEXT PRIMARY KEY, clinic_id TEXT NOT NULL REFERENCES clinics(id), hash TEXT NOT NULL,
+    kind TEXT NOT NULL, created TEXT NOT NULL, revoked TEXT
+);
+CREATE TABLE IF NOT EXISTS documents (
+    id TEXT PRIMARY KEY, clinic_id TEXT NOT NULL REFERENCES clinics(id), filename TEXT NOT NULL,
+    title TEXT NOT NULL, media_type TEXT NOT NULL, text TEXT NOT NULL, version TEXT NOT NULL,
+    sections TEXT NOT NULL, uploaded TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'draft',
+    approved_by TEXT, approved_at TEXT, approved_version TEXT
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, clinic_id TEXT NOT NULL,
+    answer_id TEXT NOT NULL, status TEXT NOT NULL, triage TEXT NOT NULL, sources TEXT NOT NULL,
+    corpus_version TEXT NOT NULL, composer TEXT NOT NULL, model TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_clinic ON audit (clinic_id, id);
+"""
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -43,14 +68,16 @@ def database_url(url: str | sa.URL) -> sa.URL:
 
 
 def current_revision(conn: sa.Connection) -> str | None:
-    """The database's revision: Alembic's record, :data:`LEGACY` for a pre-migration file, or
-    ``None`` for an empty database."""
+    """The database's revision: Alembic's record, :data:`LEGACY` or :data:`LEGACY_WIDGET` for a
+    file made before migrations, or ``None`` for an empty database."""
     names = set(sa.inspect(conn).get_table_names())
     if "alembic_version" in names:
         row = conn.execute(sa.text("SELECT version_num FROM alembic_version")).first()
         if row is not None:
             return row[0]
-    return LEGACY if "clinics" in names else None
+    if "clinics" not in names:
+        return None
+    return LEGACY_WIDGET if "feedback" in names else LEGACY
 
 
 def known_revisions() -> list[str]:
@@ -61,13 +88,16 @@ def known_revisions() -> list[str]:
     return [s.revision for s in reversed(list(script.walk_revisions()))]
 
 
-def check(conn: sa.Connection, where: str) -> str | None:
-    """The database's revision if this version can use it as it is: :data:`HEAD`, or ``None``
-    (empty, for the caller to create). Otherwise a :class:`RegistrySchemaError` saying what to run."""
+def check(conn: sa.Connection, where: str, *, older: bool = False) -> str | None:
+    """The database's revision if this version can use it: :data:`HEAD`, ``None`` (empty, for the
+    caller to create), or with ``older=True`` an older revision it knows (for the caller to
+    upgrade). Otherwise a :class:`RegistrySchemaError` saying what to run."""
     revision = current_revision(conn)
     if revision in (HEAD, None):
         return revision
     if revision in known_revisions():
+        if older:
+            return revision
         raise RegistrySchemaError(
             f"The clinics database at {where} has an older schema (revision {revision}, this version "
             f"needs {HEAD}); back it up, then run `pht-assistant db upgrade`."
@@ -82,7 +112,8 @@ def check(conn: sa.Connection, where: str) -> str | None:
 def upgrade(url: str | sa.URL, *, notify: Callable[[str], None] | None = None) -> tuple[str | None, str]:
     """Bring the database at ``url`` to :data:`HEAD`; returns ``(before, after)`` revisions.
 
-    A pre-migration SQLite file is first recorded at :data:`LEGACY` (its tables are that revision's).
+    A SQLite file made before migrations is first completed with any of revision 0001's tables it
+    lacks and recorded at its revision (:func:`current_revision`).
     """
     from alembic import command
     from alembic.config import Config
@@ -97,9 +128,13 @@ def upgrade(url: str | sa.URL, *, notify: Callable[[str], None] | None = None) -
             cfg = Config()
             cfg.set_main_option("script_location", str(MIGRATIONS))
             cfg.attributes["connection"] = conn
-            if before == LEGACY and not sa.inspect(conn).has_table("alembic_version"):
-                say(f"Recording the existing tables as revision {LEGACY}.")
-                command.stamp(cfg, LEGACY)
+            if before is not None and not sa.inspect(conn).has_table("alembic_version"):
+                if before == LEGACY and conn.dialect.name == "sqlite":
+                    for statement in _LEGACY_TABLES.split(";"):
+                        if statement.strip():
+                            conn.exec_driver_sql(statement)
+                say(f"Recording the existing tables as revision {before}.")
+                command.stamp(cfg, before)
             if before != HEAD:
                 say(f"Upgrading the clinics database from {before or 'empty'} to {HEAD}.")
                 command.upgrade(cfg, "head")

@@ -1,4 +1,4 @@
-"""Clinics, their API keys, their documents, their audit trail and feedback: the registry.
+"""Clinics, their API keys, their documents, their audit trail and their patients' feedback: the registry.
 
 One interface, :class:`ClinicRegistry`, two implementations (:mod:`assistant.clinics.sql`): an
 embedded SQLite file (the default; a single machine needs nothing else) and PostgreSQL (several
@@ -43,6 +43,9 @@ from assistant.errors import ClinicError
 log = logging.getLogger("assistant.clinics.registry")
 
 KEY_PATTERN = re.compile(r"^pht_(sk|pk)_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")
+_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+_LOGO_URL = re.compile(r"^https?://[^\s\"'<>()\\]+$")
+_ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
 
 
 def clinic_slug(name: str) -> str:
@@ -64,8 +67,9 @@ class Clinic:
     emergency_text: str = ""
     allowed_origins: tuple[str, ...] = ()
     revision: int = 0
-    accent_color: str | None = None  # the widget's theming
-    logo_url: str | None = None
+    accent_color: str = ""  # the widget's accent, e.g. "#0b7285"; empty: the widget's default
+    logo_url: str = ""  # shown in the widget's header; empty: no logo
+    feedback_questions: bool = False  # keep the question text with a patient's feedback
 
 
 @dataclass(frozen=True)
@@ -141,9 +145,11 @@ class ClinicRegistry(abc.ABC):
         *,
         emergency_text: str = "",
         allowed_origins: list[str] | None = None,
-        accent_color: str | None = None,
-        logo_url: str | None = None,
-    ) -> Clinic: ...
+        accent_color: str = "",
+        logo_url: str = "",
+        feedback_questions: bool = False,
+    ) -> Clinic:
+        """A new clinic (its origins, colour and logo checked: :class:`ClinicError` says what is wrong)."""
 
     @abc.abstractmethod
     def update_clinic(
@@ -154,8 +160,17 @@ class ClinicRegistry(abc.ABC):
         allowed_origins: list[str] | None = None,
         accent_color: str | None = None,
         logo_url: str | None = None,
+        feedback_questions: bool | None = None,
     ) -> Clinic:
-        """Change a clinic's settings (only those given); every worker applies them on its next request."""
+        """Change the given fields of a clinic's record (``None`` leaves a field as it is; an empty
+        colour or logo URL removes it). Every worker on every machine applies it on its next request.
+
+        >>> import tempfile, pathlib
+        >>> reg = ClinicRegistry(pathlib.Path(tempfile.mkdtemp()) / "clinics.sqlite3")
+        >>> _ = reg.add_clinic("North Physio")
+        >>> reg.update_clinic("north-physio", accent_color="#0B7285").accent_color
+        '#0b7285'
+        """
 
     @abc.abstractmethod
     def clinics(self) -> list[Clinic]: ...
@@ -218,16 +233,26 @@ class ClinicRegistry(abc.ABC):
     def flush_audit(self, timeout: float = 30.0) -> bool:
         """Wait until every audit row recorded so far in this process is committed."""
 
+    @abc.abstractmethod
+    def answered(self, clinic_id: str, answer_id: str) -> dict[str, Any] | None:
+        """The audit record (``status``, ``sources``) of an answer this clinic was given, or
+        ``None`` (never another clinic's)."""
+
     # -- feedback ------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def add_feedback(
+    def record_feedback(
         self, clinic_id: str, answer_id: str, rating: str, *, comment: str = "", question: str | None = None
-    ) -> int:
-        """Keep a rating (``up`` or ``down``) of an answer; ``question`` only if the clinic logs questions."""
+    ) -> dict[str, Any]:
+        """A patient's rating (``up`` or ``down``) of one answer the clinic was given, with an
+        optional comment; a second rating of the same answer replaces the first (a new comment
+        replaces the old one). ``question`` is kept only when the clinic has ``feedback_questions``
+        on, dropped otherwise. :class:`~assistant.errors.UnknownAnswer` for an answer not in the
+        clinic's audit trail (another clinic's, or none at all)."""
 
     @abc.abstractmethod
-    def feedback(self, clinic_id: str, *, limit: int = 100) -> list[dict[str, Any]]: ...
+    def feedback(self, clinic_id: str, *, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
+        """The clinic's feedback, newest first (``before``: only rows with a smaller id)."""
 
     # -- the database ----------------------------------------------------------------------------
 
@@ -264,6 +289,35 @@ def open_registry(settings: Any) -> ClinicRegistry:
 
         return PostgresRegistry(settings.database_url, pool_size=settings.database_pool_size)
     return ClinicRegistry(settings.database_url or settings.clinics_path)
+
+
+def origins(values: list[str] | tuple[str, ...]) -> list[str]:
+    """Allowed origins as a browser sends them: scheme and host (and port), no path.
+
+    >>> origins(["https://north.example/ "])
+    ['https://north.example']
+    """
+    out = []
+    for origin in values:
+        o = origin.strip().rstrip("/")
+        if not _ORIGIN.match(o):
+            raise ClinicError(
+                f"{origin!r} is not a site's origin; give its scheme and host only, like https://www.north-physio.example."
+            )
+        out.append(o)
+    return out
+
+
+def theme(accent_color: str, logo_url: str) -> tuple[str, str]:
+    """A clinic's accent colour (``#rgb`` or ``#rrggbb``, kept lowercase) and logo URL, checked."""
+    accent, logo = accent_color.strip().lower(), logo_url.strip()
+    if accent and not _COLOUR.match(accent):
+        raise ClinicError(f"The accent colour {accent_color!r} is not a hex colour; give one like #0b7285.")
+    if logo and not _LOGO_URL.match(logo):
+        raise ClinicError(
+            f"The logo URL {logo_url!r} is not an http(s) address; give one like https://clinic.example/logo.png."
+        )
+    return accent, logo
 
 
 def now() -> str:

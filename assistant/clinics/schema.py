@@ -27,9 +27,10 @@ clinics = sa.Table(
     sa.Column("created", sa.Text, nullable=False),
     # goes up whenever an approved document of the clinic changes (workers compare it)
     sa.Column("revision", sa.Integer, nullable=False, server_default="0"),
-    # theming for the widget: shown as the clinic's colour and logo
-    sa.Column("accent_color", sa.Text, nullable=True),
-    sa.Column("logo_url", sa.Text, nullable=True),
+    # the widget: its accent colour and logo ('' for none), and whether feedback keeps the question
+    sa.Column("accent_color", sa.Text, nullable=False, server_default=""),
+    sa.Column("logo_url", sa.Text, nullable=False, server_default=""),
+    sa.Column("feedback_questions", sa.Integer, nullable=False, server_default="0"),
 )
 
 keys = sa.Table(
@@ -77,6 +78,7 @@ audit = sa.Table(
     sa.Column("composer", sa.Text, nullable=False),
     sa.Column("model", sa.Text, nullable=False),
     sa.Index("audit_clinic", "clinic_id", "id"),
+    sa.Index("audit_answer", "answer_id"),
     sqlite_autoincrement=True,
 )
 
@@ -86,11 +88,15 @@ feedback = sa.Table(
     sa.Column("id", Serial, primary_key=True, autoincrement=True),
     sa.Column("clinic_id", sa.Text, nullable=False),
     sa.Column("answer_id", sa.Text, nullable=False),
-    sa.Column("rating", sa.Text, nullable=False),
+    sa.Column("rating", sa.Text, sa.CheckConstraint("rating IN ('up', 'down')"), nullable=False),
     sa.Column("comment", sa.Text, nullable=False, server_default=""),
-    # only when the clinic turns question logging on; otherwise NULL
+    # only when the clinic keeps questions with feedback (feedback_questions); otherwise NULL
     sa.Column("question", sa.Text, nullable=True),
-    sa.Column("created", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),  # the rated answer's, from the audit trail
+    sa.Column("sources", sa.Text, nullable=False),
+    sa.Column("time", sa.Text, nullable=False),
+    sa.Column("updated", sa.Text, nullable=False),
+    sa.UniqueConstraint("clinic_id", "answer_id"),
     sa.Index("feedback_clinic", "clinic_id", "id"),
     sqlite_autoincrement=True,
 )

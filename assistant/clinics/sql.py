@@ -38,13 +38,16 @@ from assistant.clinics.registry import (
     clinic_slug,
     key_hash,
     now,
+    origins,
     request_clinic,
+    theme,
 )
 from assistant.errors import (
     ClinicError,
     DocumentNotFound,
     KeyNotFound,
     RegistrySchemaError,
+    UnknownAnswer,
     RegistryUnavailable,
     UnknownClinic,
 )
@@ -60,6 +63,7 @@ _CLINIC_COLUMNS = [
     t.clinics.c.revision,
     t.clinics.c.accent_color,
     t.clinics.c.logo_url,
+    t.clinics.c.feedback_questions,
 ]
 _AUTH = (
     sa.select(t.keys.c.hash, t.keys.c.kind.label("key_kind"), t.keys.c.id.label("key_id"), *_CLINIC_COLUMNS)
@@ -90,7 +94,22 @@ def _clinic(row: Any) -> Clinic:
         revision=row.revision,
         accent_color=row.accent_color,
         logo_url=row.logo_url,
+        feedback_questions=bool(row.feedback_questions),
     )
+
+
+def _feedback(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "time": row.time,
+        "updated": row.updated,
+        "answer_id": row.answer_id,
+        "rating": row.rating,
+        "comment": row.comment,
+        "status": row.status,
+        "sources": json.loads(row.sources),
+        "question": row.question,
+    }
 
 
 def _document(row: Any) -> ClinicDocument:
@@ -130,6 +149,8 @@ class SQLRegistry(ClinicRegistry):
             raise self._unavailable(exc) from None
         if revision is None:
             self._create_if_empty()
+        elif revision != HEAD:
+            self._upgrade_older(revision)
         self._audit = AuditWriter(self._write_audit)
 
     def _revision(self, conn: sa.Connection) -> str | None:
@@ -143,12 +164,20 @@ class SQLRegistry(ClinicRegistry):
             pass
         if conn.in_transaction():
             conn.rollback()
-        return check(conn, self.where)
+        return check(conn, self.where, older=self.upgrades_itself)
+
+    upgrades_itself = False  # SQLite: a single machine's file is brought up to date when opened
 
     def _create_if_empty(self) -> None:
         raise RegistrySchemaError(
             f"The clinics database at {self.where} has no tables yet; create them with `pht-assistant db upgrade`."
         )
+
+    def _upgrade_older(self, revision: str) -> None:
+        from assistant.clinics.migrate import upgrade
+
+        log.warning("upgrading the clinics database at %s from schema revision %s to %s", self.where, revision, HEAD)
+        upgrade(self.url)
 
     # -- talking to the database ---------------------------------------------------------------
 
@@ -207,11 +236,14 @@ class SQLRegistry(ClinicRegistry):
         *,
         emergency_text: str = "",
         allowed_origins: list[str] | None = None,
-        accent_color: str | None = None,
-        logo_url: str | None = None,
+        accent_color: str = "",
+        logo_url: str = "",
+        feedback_questions: bool = False,
     ) -> Clinic:
         name = name.strip()
         cid = clinic_slug(name)
+        accent, logo = theme(accent_color or "", logo_url or "")
+        allowed = origins(allowed_origins or [])
         taken = ClinicError(f"A clinic named {name!r} already exists; choose another name.")
 
         def add(db: sa.Connection) -> None:
@@ -224,11 +256,12 @@ class SQLRegistry(ClinicRegistry):
                     id=cid,
                     name=name,
                     emergency_text=emergency_text.strip(),
-                    allowed_origins=json.dumps(list(allowed_origins or [])),
+                    allowed_origins=json.dumps(allowed),
                     created=now(),
                     revision=0,
-                    accent_color=accent_color or None,
-                    logo_url=logo_url or None,
+                    accent_color=accent,
+                    logo_url=logo,
+                    feedback_questions=int(feedback_questions),
                 )
             )
 
@@ -236,7 +269,7 @@ class SQLRegistry(ClinicRegistry):
             self._write(add)
         except sa.exc.IntegrityError:  # added meanwhile by another process
             raise taken from None
-        return self.clinic(cid)
+        return self._read_clinic(cid)
 
     def update_clinic(
         self,
@@ -246,20 +279,22 @@ class SQLRegistry(ClinicRegistry):
         allowed_origins: list[str] | None = None,
         accent_color: str | None = None,
         logo_url: str | None = None,
+        feedback_questions: bool | None = None,
     ) -> Clinic:
-        clinic = self.clinic(name_or_id)
-        values: dict[str, Any] = {}
+        clinic = self._read_clinic(name_or_id)
+        accent, logo = theme(
+            clinic.accent_color if accent_color is None else accent_color,
+            clinic.logo_url if logo_url is None else logo_url,
+        )
+        values: dict[str, Any] = {"accent_color": accent, "logo_url": logo}
         if emergency_text is not None:
             values["emergency_text"] = emergency_text.strip()
         if allowed_origins is not None:
-            values["allowed_origins"] = json.dumps(list(allowed_origins))
-        if accent_color is not None:
-            values["accent_color"] = accent_color.strip() or None
-        if logo_url is not None:
-            values["logo_url"] = logo_url.strip() or None
-        if values:
-            self._write(lambda db: db.execute(t.clinics.update().where(t.clinics.c.id == clinic.id).values(**values)))
-        return self.clinic(clinic.id)
+            values["allowed_origins"] = json.dumps(origins(allowed_origins))
+        if feedback_questions is not None:
+            values["feedback_questions"] = int(feedback_questions)
+        self._write(lambda db: db.execute(t.clinics.update().where(t.clinics.c.id == clinic.id).values(**values)))
+        return self._read_clinic(clinic.id)
 
     def clinics(self) -> list[Clinic]:
         return [_clinic(r) for r in self._rows(sa.select(*_CLINIC_COLUMNS).order_by(t.clinics.c.name))]
@@ -268,6 +303,9 @@ class SQLRegistry(ClinicRegistry):
         seen = request_clinic(name_or_id)  # already read with this request's key
         if seen is not None:
             return seen
+        return self._read_clinic(name_or_id)
+
+    def _read_clinic(self, name_or_id: str) -> Clinic:
         row = self._hot_row(_CLINIC, {"name": name_or_id})
         if row is None:
             raise UnknownClinic(
@@ -455,37 +493,77 @@ class SQLRegistry(ClinicRegistry):
             for r in rows
         ]
 
+    def answered(self, clinic_id: str, answer_id: str) -> dict[str, Any] | None:
+        self.flush_audit()  # an answer this process has just given is found
+        row = self._row(
+            sa.select(t.audit.c.status, t.audit.c.sources)
+            .where(t.audit.c.clinic_id == clinic_id, t.audit.c.answer_id == answer_id)
+            .order_by(t.audit.c.id.desc())
+            .limit(1)
+        )
+        return None if row is None else {"status": row.status, "sources": json.loads(row.sources)}
+
     # -- feedback ------------------------------------------------------------------------------
 
-    def add_feedback(
+    def record_feedback(
         self, clinic_id: str, answer_id: str, rating: str, *, comment: str = "", question: str | None = None
-    ) -> int:
+    ) -> dict[str, Any]:
         if rating not in ("up", "down"):
             raise ClinicError("A rating is 'up' or 'down'.")
+        clinic = self.clinic(clinic_id)
+        given = self.answered(clinic.id, answer_id)
+        if given is None:
+            raise UnknownAnswer()
+        kept = question if clinic.feedback_questions and question else None
+        stamp = now()
+        row = {
+            "clinic_id": clinic.id,
+            "answer_id": answer_id,
+            "rating": rating,
+            "comment": comment.strip(),
+            "question": kept,
+            "status": given["status"],
+            "sources": json.dumps([s["source"] for s in given["sources"]]),
+            "time": stamp,
+            "updated": stamp,
+        }
 
-        def add(db: sa.Connection) -> int:
-            result = db.execute(
-                t.feedback.insert().values(
-                    clinic_id=clinic_id,
-                    answer_id=answer_id,
-                    rating=rating,
-                    comment=comment.strip(),
-                    question=question,
-                    created=now(),
+        def upsert(db: sa.Connection) -> None:
+            insert = self._insert(t.feedback).values(**row)
+            db.execute(
+                insert.on_conflict_do_update(
+                    index_elements=["clinic_id", "answer_id"],
+                    set_={
+                        "rating": insert.excluded.rating,
+                        "updated": insert.excluded.updated,
+                        # a new comment replaces the old one; none keeps it
+                        "comment": sa.case(
+                            (insert.excluded.comment != "", insert.excluded.comment), else_=t.feedback.c.comment
+                        ),
+                        "question": sa.func.coalesce(insert.excluded.question, t.feedback.c.question),
+                    },
                 )
             )
-            return int(result.inserted_primary_key[0])
 
-        return self._write(add)
-
-    def feedback(self, clinic_id: str, *, limit: int = 100) -> list[dict[str, Any]]:
-        query = (
-            sa.select(t.feedback)
-            .where(t.feedback.c.clinic_id == clinic_id)
-            .order_by(t.feedback.c.id.desc())
-            .limit(limit)
+        self._write(upsert)
+        found = self._row(
+            sa.select(t.feedback).where(t.feedback.c.clinic_id == clinic.id, t.feedback.c.answer_id == answer_id)
         )
-        return [dict(r._mapping) for r in self._rows(query)]
+        return _feedback(found)
+
+    def _insert(self, table: sa.Table) -> Any:
+        """An INSERT that can say ON CONFLICT (both databases have it; SQLAlchemy spells it per dialect)."""
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
+
+    def feedback(self, clinic_id: str, *, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
+        query = sa.select(t.feedback).where(t.feedback.c.clinic_id == clinic_id)
+        if before is not None:
+            query = query.where(t.feedback.c.id < before)
+        return [_feedback(r) for r in self._rows(query.order_by(t.feedback.c.id.desc()).limit(limit))]
 
     # -- the database ----------------------------------------------------------------------------
 
@@ -506,6 +584,7 @@ class SQLiteRegistry(SQLRegistry):
     """
 
     kind = "sqlite"
+    upgrades_itself = True
 
     def __init__(self, where: str | Path) -> None:
         if isinstance(where, str) and where.startswith("sqlite"):

@@ -5,25 +5,25 @@ answers the question, quotes it exactly as written and marks it with its citatio
 the passage that best answers the question. Nothing in the reply's substance is the composer's
 own words: the only added text is one framing line.
 
-Composers are swappable: anything with ``compose(question, passages) -> Draft`` fits, and the
-grounding check (:mod:`assistant.grounding.support`) runs on whatever it returns.
+Composers are swappable (:class:`assistant.contracts.Composer`: ``compose(question, judgement)
+-> Draft``), and the grounding check (:mod:`assistant.grounding.support`) runs on whatever they
+return.
 
->>> from assistant.compose.extractive import ExtractiveComposer, Draft
->>> ExtractiveComposer().compose("anything", []).citations
+>>> from assistant.contracts import Judgement
+>>> ExtractiveComposer().compose("anything", Judgement(answerable=False)).citations
 []
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Protocol
 
 from assistant.answer import Citation
+from assistant.contracts import FRAMING_LINES, Draft, Judgement, Passage
 from assistant.corpus.parse import Unit
-from assistant.retrieval.hybrid import Passage, content_terms, terms
+from assistant.retrieval.terms import content_terms, terms
 
-FRAMING_LINE = "Here is what my sources say, quoted as written:"
+FRAMING_LINE = FRAMING_LINES[0]
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\r?\n")
 # "What is PHT?" asks for a definition: a sentence that defines ("X, often referred to as Y, is
 # a ...") answers it better than one that merely mentions the term more often. Applied only to
@@ -33,24 +33,6 @@ _ASKS_DEFINITION = re.compile(
 )
 _DEFINES = re.compile(r"\b(is|are) (a|an|the)\b|\brefer(s|red)? to\b|\bmeans\b|\bdefined as\b", re.IGNORECASE)
 DEFINITION_BONUS = 0.15
-
-
-@dataclass
-class Draft:
-    """A composed reply before the safety notice and checks are added."""
-
-    text: str
-    citations: list[Citation] = field(default_factory=list)
-    composer: str = "extractive"
-    verbatim: bool = True  # the grounding check demands exact quotes when True
-
-
-class Composer(Protocol):
-    """Stage contract: question and ranked passages in, a :class:`Draft` out."""
-
-    name: str
-
-    def compose(self, question: str, passages: list[Passage]) -> Draft: ...
 
 
 class ExtractiveComposer:
@@ -75,7 +57,24 @@ class ExtractiveComposer:
         self.sentence_margin = sentence_margin
         self.min_sentences = min_sentences
 
-    def compose(self, question: str, passages: list[Passage]) -> Draft:
+    def compose(self, question: str, judgement: Judgement) -> Draft:
+        """Quotes from the passages the judgement found worth citing (best first), each built
+        around the sentences it found addressing the question when it names them."""
+        passages = judgement.passages
+        if judgement.sentences:
+            passages = [p for p in passages if p.chunk.id in judgement.sentences]
+        return self.quote(question, passages, preferred=judgement.sentences)
+
+    def quote(
+        self,
+        question: str,
+        passages: list[Passage],
+        framing: str = FRAMING_LINE,
+        preferred: dict[str, list[tuple[int, int]]] | None = None,
+    ) -> Draft:
+        """The best run of sentences from each passage worth citing, under ``framing``;
+        ``preferred`` (chunk id -> sentence spans) are the sentences a run must be built around."""
+        preferred = preferred or {}
         if not passages:
             return Draft(text="", citations=[])
         best = passages[0].relevance
@@ -91,7 +90,7 @@ class ExtractiveComposer:
         for passage in chosen:
             if len(citations) >= self.max_citations:
                 break
-            span = self._select(passage, qterms, definition)
+            span = self._select(passage, qterms, definition, set(preferred.get(passage.chunk.id, ())))
             if span is None:
                 continue
             start, end = span
@@ -120,9 +119,12 @@ class ExtractiveComposer:
             parts.append(f"> {quote} [{n}]")
         if not citations:
             return Draft(text="", citations=[])
-        return Draft(text=FRAMING_LINE + "\n\n" + "\n\n".join(parts), citations=citations)
+        head = framing + "\n\n" if framing else ""
+        return Draft(text=head + "\n\n".join(parts), citations=citations, composer=self.name)
 
-    def _select(self, passage: Passage, qterms: set[str], definition: bool = False) -> tuple[int, int] | None:
+    def _select(
+        self, passage: Passage, qterms: set[str], definition: bool = False, preferred: set[tuple[int, int]] = frozenset()
+    ) -> tuple[int, int] | None:
         """Offsets of the run of statements in one paragraph that best answers the question."""
         statements = [(u, s) for u, s in passage.units if u.kind == "statement"]
         if not statements:
@@ -137,7 +139,8 @@ class ExtractiveComposer:
             return sim + 0.15 * overlap
 
         scored = [(u, score(u, s)) for u, s in statements]
-        top_i = max(range(len(scored)), key=lambda i: scored[i][1])
+        choices = [i for i, (u, _) in enumerate(scored) if (u.start, u.end) in preferred] or range(len(scored))
+        top_i = max(choices, key=lambda i: scored[i][1])
         top_score = scored[top_i][1]
         chunk = passage.chunk
 

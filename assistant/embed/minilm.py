@@ -67,7 +67,9 @@ def model_id() -> str:
 
 def default_backend() -> str:
     """``PHT_EMBEDDING_BACKEND`` (``onnx`` or ``sentence-transformers``), else ``onnx``."""
-    value = os.environ.get("PHT_EMBEDDING_BACKEND", "").strip().lower() or "onnx"
+    from assistant.settings import get_settings
+
+    value = get_settings().embedding_backend.strip().lower() or "onnx"
     if value in {"torch", "st", "sentence_transformers"}:
         value = "sentence-transformers"
     return value if value in BACKENDS else "onnx"
@@ -75,7 +77,9 @@ def default_backend() -> str:
 
 def default_index_precision() -> str:
     """``PHT_INDEX_PRECISION`` (``int8`` or ``float``), else ``int8``."""
-    value = os.environ.get("PHT_INDEX_PRECISION", "").strip().lower() or "int8"
+    from assistant.settings import get_settings
+
+    value = get_settings().index_precision.strip().lower() or "int8"
     if value in {"fp32", "float32", "full"}:
         value = "float"
     return value if value in INDEX_PRECISIONS else "int8"

@@ -35,7 +35,9 @@ class ExportUnavailable(RuntimeError):
 
 def cache_dir() -> Path:
     """Where exported models are kept (``PHT_MODEL_CACHE`` overrides)."""
-    explicit = os.environ.get("PHT_MODEL_CACHE")
+    from assistant.settings import get_settings
+
+    explicit = get_settings().model_cache
     if explicit:
         return Path(explicit).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -152,9 +154,11 @@ def _max_seq_length(model_dir: Path) -> int:
 
 
 def _workers() -> int:
-    value = os.environ.get("PHT_ENCODER_THREADS", "").strip()
-    if value.isdigit() and int(value) > 0:
-        return int(value)
+    from assistant.settings import get_settings
+
+    value = get_settings().encoder_threads
+    if value > 0:
+        return value
     return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 

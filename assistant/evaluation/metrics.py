@@ -33,7 +33,19 @@ METRICS: dict[str, tuple[str, str]] = {
         "citations of answered cases with expected_sources",
         "citations that come from an expected section",
     ),
-    "grounding_rate": ("sentences of answered replies", "sentences found word for word in the passage they cite"),
+    "first_source_accuracy": (
+        "answered cases with expected_sources",
+        "the first citation of the reply comes from an expected section",
+    ),
+    "answered_when_not_covered": ("cases expecting not_covered", "questions the sources don't cover that got an answered reply"),
+    "missing_named_rate": (
+        "cases with expected_missing that got not_covered",
+        "not-covered replies that name what the sources lack (one of expected_missing)",
+    ),
+    "grounding_rate": (
+        "sentences of answered replies",
+        "sentences supported by the passages they cite (word for word, or a faithful paraphrase: assistant.grounding)",
+    ),
     "notice_compliance": ("cases", "replies that end with the safety notice (must be 1.0)"),
     "urgent_recall": ("cases expecting urgent", "red flags answered as urgent"),
     "false_urgent_rate": ("cases not expecting urgent", "calm questions answered as urgent"),
@@ -42,7 +54,7 @@ METRICS: dict[str, tuple[str, str]] = {
     "latency_p50_ms": ("cases answered", "median time per question, as the runner measured it"),
     "latency_p95_ms": ("cases answered", "95th percentile of the time per question"),
 }
-LOWER_IS_BETTER = {"false_urgent_rate", "error_rate", "latency_p50_ms", "latency_p95_ms"}
+LOWER_IS_BETTER = {"false_urgent_rate", "answered_when_not_covered", "error_rate", "latency_p50_ms", "latency_p95_ms"}
 LATENCY = {"latency_p50_ms", "latency_p95_ms"}
 ALWAYS = "notice_compliance>=1.0"  # the one gate every run has: the notice is not negotiable
 
@@ -85,6 +97,16 @@ def compute(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out["citation_precision"] = _share(
         "citation_precision", sum(s in e for s, e in cites), len(cites), len(answered_sourced)
     )
+    firsts = [r for r in answered_sourced if r["got"]["sources"]]
+    out["first_source_accuracy"] = _share(
+        "first_source_accuracy", sum(r["got"]["sources"][0] in set(r["expected"]["sources"]) for r in firsts), len(firsts)
+    )
+    uncovered = [r for r in records if r["expected"]["status"] == "not_covered"]
+    out["answered_when_not_covered"] = _share(
+        "answered_when_not_covered", sum(r["got"]["status"] == "answered" for r in uncovered), len(uncovered)
+    )
+    named = [r for r in records if r["checks"].get("missing") is not None]
+    out["missing_named_rate"] = _share("missing_named_rate", sum(r["checks"]["missing"] for r in named), len(named))
     grounded = [r["checks"]["grounding"] for r in records if r["checks"].get("grounding")]
     out["grounding_rate"] = _share(
         "grounding_rate", sum(g["grounded"] for g in grounded), sum(g["sentences"] for g in grounded), len(grounded)

@@ -25,10 +25,6 @@ from assistant.answer import SAFETY_NOTICE
 from assistant.errors import AssistantError
 from assistant.evaluation.suite import Case, Suite
 
-FRAMING_LINES = ("Here is what my sources say, quoted as written:",)  # assistant.compose.extractive.FRAMING_LINE
-_MARKER = re.compile(r"\s*\[(\d+)\]")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+")
-_SPACE = re.compile(r"\s+")
 
 
 class TargetUnavailable(AssistantError):
@@ -179,25 +175,36 @@ def body_of(answer: dict[str, Any]) -> str:
     return text[: -len(notice)].rstrip() if text.endswith(notice) else text
 
 
-def grounded_sentences(answer: dict[str, Any]) -> tuple[int, int]:
-    """``(sentences, grounded)`` of a reply: a sentence is grounded when it appears word for word
-    in a passage its paragraph cites (the citation's quote, or the retrieved passage it comes from)."""
-    cited: dict[int, list[str]] = {}
-    passages = {p["source"]: p["text"] for p in (answer.get("retrieved") or [])}
-    for c in answer.get("citations") or []:
-        cited[c["n"]] = [t for t in (c.get("quote"), passages.get(c.get("source"))) if t]
+def grounded_sentences(answer: dict[str, Any], embed: Any = None) -> tuple[int, int]:
+    """``(sentences, grounded)`` of a reply, by the one definition the pipeline also uses
+    (:mod:`assistant.grounding.support`): each sentence supported by the quotes of the citations it
+    points at, word for word or as a faithful paraphrase. ``embed`` checks paraphrases; without it
+    the packaged model is loaded, and only if some sentence is not word for word."""
+    from assistant.grounding.support import claims, sentence_support
+
+    quotes = {c["n"]: c.get("quote") or "" for c in answer.get("citations") or []}
+    found = claims(body_of(answer))
     total = grounded = 0
-    for para in re.split(r"\n\s*\n", body_of(answer)):
-        para = para.strip().removeprefix(">").strip()
-        if not para or para in FRAMING_LINES:
-            continue
-        markers = [int(m) for m in _MARKER.findall(para)]
-        pool = [_SPACE.sub(" ", t) for m in markers for t in cited.get(m, [])]
-        claim = _MARKER.sub("", para).strip()
-        for sentence in filter(None, (s.strip() for s in _SENTENCE.split(claim))):
-            total += 1
-            grounded += any(_SPACE.sub(" ", sentence) in t for t in pool)
+    for sentence, markers in found:
+        total += 1
+        cited = [quotes[m] for m in markers if m in quotes]
+        support = sentence_support(sentence, cited)
+        if not support.supported and cited and support.reason.startswith("a paraphrase needs"):
+            support = sentence_support(sentence, cited, embed or _paraphrase_embedder())
+        grounded += support.supported
     return total, grounded
+
+
+def _paraphrase_embedder() -> Any:
+    from assistant.embed.minilm import MiniLMEmbeddings
+
+    global _EMBEDDER
+    if _EMBEDDER is None:
+        _EMBEDDER = MiniLMEmbeddings().embed_documents
+    return _EMBEDDER
+
+
+_EMBEDDER: Any = None
 
 
 def ranking(answer: dict[str, Any]) -> tuple[list[str], str]:
@@ -219,6 +226,7 @@ def check(case: Case, answer: dict[str, Any] | None, latency_ms: float, error: s
         "sources": case.expected_sources,
         "must_include": case.must_include,
         "must_not_include": case.must_not_include,
+        "missing": case.expected_missing,
     }
     record: dict[str, Any] = {
         "key": case.key, "suite": case.suite, "id": case.id, "file": case.file, "line": case.line,
@@ -229,7 +237,7 @@ def check(case: Case, answer: dict[str, Any] | None, latency_ms: float, error: s
         record.update(
             got={"status": "error", "sources": [], "error": error}, answer="", citations=[], retrieved=[],
             retrieved_from="none", ranking=[], timings={}, triage=None,
-            checks={"status": False, "notice": False, "sources": None, "phrases": None, "grounding": None},
+            checks={"status": False, "notice": False, "sources": None, "phrases": None, "missing": None, "grounding": None},
             passed=False, reasons=[f"error: {error}"],
         )  # fmt: skip
         return record
@@ -258,6 +266,12 @@ def check(case: Case, answer: dict[str, Any] | None, latency_ms: float, error: s
         present = [p for p in case.must_not_include if p.lower() in body]
         checks["phrases"] = not missing and not present
         reasons += [f"phrase missing: {p!r}" for p in missing] + [f"phrase present: {p!r}" for p in present]
+    checks["missing"] = None
+    if case.expected_missing and status == "not_covered":
+        body = body_of(answer).lower()
+        checks["missing"] = any(w.lower() in body for w in case.expected_missing)
+        if not checks["missing"]:
+            reasons.append(f"the reply does not name what is missing ({' / '.join(case.expected_missing)})")
     checks["grounding"] = None
     if status == "answered":
         total, grounded = grounded_sentences(answer)

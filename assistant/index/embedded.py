@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from filelock import FileLock, Timeout
 
+from assistant.contracts import embed_for_index, model_id_of
 from assistant.corpus.parse import Chunk, Corpus, Unit, chunk_units, load_corpus
 from assistant.errors import DataFolderError, IndexBusy, IndexDamaged, IndexMissing
 
@@ -180,7 +181,7 @@ def _unit_metadata(unit: Unit, chunk: Chunk) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class _Record:
+class IndexRecord:
     """One row of the collection: a passage or one of its units."""
 
     id: str
@@ -189,12 +190,13 @@ class _Record:
     meta: dict[str, Any]
 
 
-def _records(chunks: list[Chunk]) -> dict[str, _Record]:
-    out: dict[str, _Record] = {}
+def index_records(chunks: list[Chunk]) -> dict[str, IndexRecord]:
+    """The records to store for passages: each passage and each of its sentence units, by id."""
+    out: dict[str, IndexRecord] = {}
     for c in chunks:
-        out[c.id] = _Record(c.id, c.text, c.embedding_text, _chunk_metadata(c))
+        out[c.id] = IndexRecord(c.id, c.text, c.embedding_text, _chunk_metadata(c))
         for u in chunk_units(c):
-            out[u.id] = _Record(u.id, u.text, u.text, _unit_metadata(u, c))
+            out[u.id] = IndexRecord(u.id, u.text, u.text, _unit_metadata(u, c))
     return out
 
 
@@ -265,8 +267,8 @@ def build_index(
     if not isinstance(corpus, Corpus):
         corpus = load_corpus(corpus)  # a corpus that fails to parse fails before anything changes
     all_chunks = corpus.chunks()
-    records = _records(all_chunks)
-    model = embeddings.model_id
+    records = index_records(all_chunks)
+    model = model_id_of(embeddings)
     say = notify or (lambda _msg: None)
 
     with writer_lock(data_dir, lock_timeout):
@@ -338,8 +340,7 @@ def build_index(
                     if progress:
                         progress(done, len(to_encode), "embedding")
 
-                encode = getattr(embeddings, "embed_for_index", embeddings.embed_documents)
-                vectors = encode([r.embed for r in batch], progress=step)
+                vectors = embed_for_index(embeddings, [r.embed for r in batch], progress=step)
                 for r, v in zip(batch, vectors):
                     if r.meta["kind"] == "unit":
                         key = r.meta["chunk_id"]
@@ -451,6 +452,17 @@ class ChromaIndex:
             )
         self._client, self._collection = self._open_checked(folder, collection, meta, check_timeout)
         self._init_caches()
+
+    @classmethod
+    def over_collection(cls, collection: Any, meta: IndexMeta) -> "ChromaIndex":
+        """The same reader over a collection opened elsewhere (a Chroma server's), without a folder."""
+        index = cls.__new__(cls)
+        index.data_dir = None
+        index.meta = meta
+        index._client = None
+        index._collection = collection
+        index._init_caches()
+        return index
 
     def _init_caches(self) -> None:
         """What has been read, kept (also for a Chroma server's collection: store.open_server_index)."""

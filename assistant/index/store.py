@@ -263,13 +263,8 @@ def open_server_index(settings: Any) -> Any:
     if not raw:
         raise _missing(settings.chroma_url)
 
-    index = ChromaIndex.__new__(ChromaIndex)  # the embedded reader's queries, over the server's collection
-    index.data_dir = None
-    index.meta = IndexMeta.from_json(json.loads(raw))
-    index._client = None
-    index._collection = _Guarded(col)
-    index._init_caches()
-    return index
+    # the embedded reader's queries, over the server's collection
+    return ChromaIndex.over_collection(_Guarded(col), IndexMeta.from_json(json.loads(raw)))
 
 
 def publish_index(settings: Any, notify: Any = None) -> tuple[int, int]:

@@ -24,122 +24,19 @@ import re
 import threading
 import warnings
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
 
 import numpy as np
 
+from assistant.contracts import Passage, Query
 from assistant.corpus.parse import INTRO, OUTRO, Chunk, Unit
 from assistant.index.embedded import ChromaIndex
-from assistant.retrieval.lexical import CLIPPINGS, Speller, expand, family, known_form
+from assistant.retrieval.lexical import Speller, clippings, known_form
+from assistant.retrieval.terms import STOPWORDS, content_terms, generic_stems, stems, terms_of, words
+from assistant.retrieval.vocabulary import vocabulary
 from assistant.settings import CALIBRATED_RELEVANCE
-
-# Words every question and passage in this domain share: they say nothing about *which* passage
-# answers. Stemmed at import.
-_DOMAIN_GENERIC = (
-    "pht proximal high upper hamstring hamstrings tendinopathy tendinopathies tendinitis tendonitis "
-    "tendinosis tendon tendons condition pain painful hurt hurts hurting sore injury injured issue "
-    "problem problems help advice question questions please thanks thank physio anyone "
-    "mean means meaning define definition explain"  # how a question asks, not what about
-)
-_STOPWORDS = frozenset(
-    """a about above after again against all also am an and any anything are aren't as at be because been
-    before being below between both but by can can't cannot could couldn't did didn't do does doesn't doing
-    don't down during each else ever every few for from further get gets getting got had hadn't has hasn't
-    have haven't having he her here hers herself him himself his how i i'd i'll i'm i've if im ive in into is
-    isn't it it's its itself just know let's like lot make me might more most much must my myself need no nor
-    not now of off oh ok okay on once only or other ought our ours ourselves out over own really same shall
-    she should shouldn't so some something still such than that that's the their theirs them themselves
-    then there there's these they they're thing things this those through to too under until up us very
-    want was wasn't way we every we're were weren't what what's when where which while who whom why will with
-    won't would wouldn't yeah yes yet you you're your yours yourself yourselves""".split()
-)
-_STOPWORDS = _STOPWORDS | {w.replace("'", "") for w in _STOPWORDS}  # "whats", "dont", ...
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-
-
-@lru_cache(maxsize=1)
-def _stemmer():
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
-@lru_cache(maxsize=1)
-def _generic_stems() -> frozenset[str]:
-    return frozenset(_stems(_DOMAIN_GENERIC.split()))
-
-
-_BRITISH_IZE = re.compile(r"^(\w{4,})is(e|ed|es|ing|ation|ations)$")
-
-
-def _words(text: str) -> list[str]:
-    """Lower-case words of ``text``, apostrophes dropped ("don't" -> "dont")."""
-    return [m.replace("'", "") for m in _WORD.findall(text.lower().replace("’", "'"))]
-
-
-def _stems(words: list[str]) -> list[str]:
-    """Index keys of words: clippings expanded (assistant.retrieval.lexical), British -ise folded, Snowball
-    stems joined into word families ("runner" and "running")."""
-    words = [_BRITISH_IZE.sub(r"\1iz\2", expand(w)) for w in words]
-    return [family(w) for w in _stemmer().stemWords(words)]
-
-
-def terms(text: str) -> list[str]:
-    """Stemmed words of ``text`` without stopwords ("personalised" and "personalized" agree,
-    and so do "rehab" and "rehabilitation", "runner" and "running").
-
-    >>> terms("Personalised rehab advice for runners")
-    ['person', 'rehabilit', 'advic', 'run']
-    """
-    return _terms_of(_words(text))
-
-
-def _terms_of(words: list[str]) -> list[str]:
-    words = [w for w in words if w not in _STOPWORDS and expand(w) not in _STOPWORDS]
-    return [w for w in _stems(words) if len(w) > 1]
-
-
-@lru_cache(maxsize=4096)
-def _is_generic(stem: str) -> bool:
-    """A domain word, or a misspelling of one ("tendonopathy", "hamstrng")."""
-    generic = _generic_stems()
-    if stem in generic:
-        return True
-    if len(stem) < 6:
-        return False
-    from difflib import get_close_matches
-
-    return bool(get_close_matches(stem, generic, n=1, cutoff=0.85))
-
-
-def content_terms(text: str) -> list[str]:
-    """The question's specific words: :func:`terms` less the words the whole domain shares."""
-    seen: dict[str, None] = {}
-    for t in terms(text):
-        if not _is_generic(t):
-            seen.setdefault(t, None)
-    return list(seen)
-
-
-@dataclass
-class Passage:
-    """A retrieved passage with the evidence for it."""
-
-    chunk: Chunk
-    relevance: float  # calibrated 0..1: how likely this passage answers the question
-    dense: float  # best unit similarity, hubness-corrected
-    lexical: float  # BM25 score
-    fused: float  # reciprocal-rank-fusion score (orders the passages)
-    coverage: float  # share of the question's specific words found in the passage
-    units: list[tuple[Unit, float]] = field(default_factory=list)  # every unit, text order, raw similarity
-
-
-class Retriever(Protocol):
-    """Stage contract: question (and its vector) in, passages best first out."""
-
-    def retrieve(self, question: str, vector: list[float]) -> list[Passage]: ...
 
 
 @dataclass(frozen=True)
@@ -156,7 +53,10 @@ class RelevanceModel:
 
 
 class HybridRetriever:
-    """Dense units in Chroma + BM25 over passages, fused by reciprocal rank. Thread-safe."""
+    """Dense units in Chroma + BM25 over passages, fused by reciprocal rank. Thread-safe.
+
+    The retriever stage (:class:`assistant.contracts.Retriever`) and the :class:`~assistant.contracts.Sources`
+    it searches."""
 
     HUB_NEIGHBOURS = 8
     HUB_WEIGHT = 1.0
@@ -199,9 +99,9 @@ class HybridRetriever:
             # framing text: a document's introduction or closing paragraph, beside its headed
             # sections (a document without headings is all intro, and that is its content)
             self._framing = [_outside(c) and c.doc_id in headed for c in self._chunks]
-            words = [_words(f"{c.section_title} {c.text}") for c in self._chunks]
-            tokens = [_terms_of(w) for w in words]
-            self._speller = _speller(words)
+            texts = [words(f"{c.section_title} {c.text}") for c in self._chunks]
+            tokens = [terms_of(w) for w in texts]
+            self._speller = _speller(texts)
             self._chunk_terms = [set(t) for t in tokens]
             self._vocabulary = sorted(set().union(*self._chunk_terms))
             self._vocabulary_set = frozenset(self._vocabulary)
@@ -238,17 +138,18 @@ class HybridRetriever:
 
     # -- per question --------------------------------------------------------------------------
 
-    def retrieve(self, question: str, vector: list[float], *, focus: str | None = None) -> list[Passage]:
-        """Passages best first. ``focus``: the text whose specific words coverage counts
-        (defaults to ``question``; a follow-up searched together with the turn before it still
-        has to be answered on its own words)."""
+    def retrieve(self, query: Query) -> list[Passage]:
+        """Passages best first for ``query.text``; coverage counts the specific words of
+        ``query.focus`` (a follow-up searched together with the turn before it still has to be
+        answered on its own words)."""
         self.warm_up()
         n = len(self._chunks)
         if n == 0:
             return []
+        vector = list(query.vector)
         hits = self._nearest(vector)
-        qterms = self._query_terms(question)
-        focus_terms = self._query_terms(focus) if focus is not None else qterms
+        qterms = self._query_terms(query.text)
+        focus_terms = self._query_terms(query.focus) if query.focus != query.text else qterms
         # A question made only of the domain's own words ("what is PHT?") is about the condition
         # itself: the overview passages hubness discounts are then the right ones.
         hub_weight = self.HUB_WEIGHT if qterms else 0.0
@@ -298,17 +199,17 @@ class HybridRetriever:
     def _query_terms(self, text: str) -> list[str]:
         """The specific words of a question, misspellings corrected: first word by word against
         the words the index uses (assistant.retrieval.lexical.Speller), then stem by stem."""
-        return self._spelled(content_terms(" ".join(self._word(w) for w in _words(text))))
+        return self._spelled(content_terms(" ".join(self._word(w) for w in words(text))))
 
     @lru_cache(maxsize=8192)  # noqa: B019 - one retriever per index, kept for the process
     def _word(self, word: str) -> str:
         """``word``, or the index's (or a stopword's) spelling of it when it is a typo: not a
         stopword, a clipping, nor a word the index or the domain uses. A known English word (or an
         inflection of one) is only corrected for a doubled letter ("runing" but not "taping")."""
-        if word in _STOPWORDS or word in CLIPPINGS or not word.isalpha():
+        if word in STOPWORDS or word in clippings() or not word.isalpha():
             return word
-        key = _stems([word])[0]
-        if key in self._vocabulary_set or key in _generic_stems():
+        key = stems([word])[0]
+        if key in self._vocabulary_set or key in generic_stems():
             return word
         return self._speller.correct(word, doubling_only=known_form(word)) or word
 
@@ -330,14 +231,56 @@ class HybridRetriever:
     def _scored_units(self, chunk_id: str, qvec: np.ndarray) -> list[tuple[Unit, float]]:
         return [(unit, float(vec @ qvec)) for unit, vec in self.index.units_of(chunk_id)]
 
+    def nearest(self, vector: Sequence[float]) -> float:
+        """Raw similarity of a vector to its nearest sentence anywhere in the corpus."""
+        self.warm_up()
+        hits = self._nearest(list(vector))
+        return max((sim for _, sim in hits), default=0.0)
+
+    def spelled(self, text: str) -> str:
+        """``text`` with misspelt words replaced by the spelling the sources use ("excercises")."""
+        self.warm_up()
+
+        def fix(m: re.Match[str]) -> str:
+            word = m.group(0)
+            lower = word.lower()
+            if not lower.isalpha():
+                return word
+            fixed = self._word(lower)
+            return word if fixed == lower else fixed
+
+        return re.sub(r"[A-Za-z]+", fix, text)
+
+    def query_terms(self, text: str) -> list[str]:
+        """The specific words of a text as this index spells them (typos corrected)."""
+        self.warm_up()
+        return self._query_terms(text)
+
+    # -- the sources it searches (assistant.contracts.Sources) ----------------------------------
+
     def chunks_of(self, doc_id: str) -> list[Chunk]:
         self.warm_up()
         return list(self._by_doc.get(doc_id, ()))
 
-    def max_similarity(self, vector: list[float]) -> float:
-        """Raw similarity of the question to its nearest sentence anywhere in the corpus."""
-        hits = self._nearest(vector)
-        return max((sim for _, sim in hits), default=0.0)
+    def text_at(self, doc_id: str, version: str, start: int, end: int) -> str | None:
+        for chunk in self.chunks_of(doc_id):
+            if chunk.version == version and chunk.start <= start and end <= chunk.end:
+                return chunk.text[start - chunk.start : end - chunk.start]
+        return None
+
+    def vocabulary(self) -> frozenset[str]:
+        self.warm_up()
+        return self._vocabulary_set
+
+    def documents(self) -> dict[str, dict]:
+        meta = getattr(self.index, "meta", None)  # a clinic's collection has no index record
+        return dict(meta.documents) if meta is not None else {}
+
+    def chunk_terms(self, chunk_id: str) -> frozenset[str]:
+        """The index terms of one passage (its section title included)."""
+        self.warm_up()
+        pos = self._chunk_pos.get(chunk_id)
+        return frozenset(self._chunk_terms[pos]) if pos is not None else frozenset()
 
     def _nearest(self, vector: list[float]) -> list[tuple[Unit, float]]:
         """The dense candidates for a vector: one store query, shared by triage and retrieval."""
@@ -356,13 +299,13 @@ class HybridRetriever:
 def _speller(texts: list[list[str]]) -> Speller:
     """A speller over the words of the passages, the stopwords (preferred) and the domain's words."""
     counts: dict[str, int] = {}
-    for words in texts:
-        for w in words:
+    for tokens in texts:
+        for w in tokens:
             if w.isalpha():
                 counts[w] = counts.get(w, 0) + 1
-    for w in (*_DOMAIN_GENERIC.split(), *CLIPPINGS):
+    for w in (*vocabulary().domain_generic, *clippings()):
         counts.setdefault(w, 1)
-    return Speller(counts, preferred=_STOPWORDS)
+    return Speller(counts, preferred=STOPWORDS)
 
 
 def _outside(chunk: Chunk) -> bool:

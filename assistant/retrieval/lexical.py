@@ -3,7 +3,7 @@
 Three corpus-independent steps, used by :func:`assistant.retrieval.hybrid.terms` (documents and
 questions alike) and by the retriever's spelling correction (questions only):
 
-1. **Clippings and chat spellings** (:data:`CLIPPINGS`): a short list of general domain and
+1. **Clippings and chat spellings** (:func:`clippings`, data in ``assistant/policy/vocabulary.yaml``): a short list of general domain and
    texting knowledge, not taken from any corpus: "rehab" is "rehabilitation", "physio" is
    "physiotherapy", "hammy" is "hamstring", "shud" is "should", "ur" is "your".
 2. **Word families** (:func:`family`): Snowball leaves some derivations of one word apart;
@@ -30,60 +30,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import lru_cache
 
-# Clippings, abbreviations and chat spellings patients use, each with the word documents use.
-# General knowledge of the domain and of how people type; keep it short and unambiguous (no
-# "pt", which is a patient as often as a physical therapist).
-CLIPPINGS: dict[str, str] = {
-    # clinical clippings
-    "rehab": "rehabilitation",
-    "rehabs": "rehabilitation",
-    "rehabbing": "rehabilitating",
-    "rehabbed": "rehabilitated",
-    "physio": "physiotherapy",
-    "physios": "physiotherapists",
-    "hammy": "hamstring",
-    "hammie": "hamstring",
-    "hammies": "hamstrings",
-    "hammys": "hamstrings",
-    "quads": "quadriceps",
-    "meds": "medication",
-    "ortho": "orthopaedic",
-    "reps": "repetitions",
-    "rep": "repetition",
-    "doc": "doctor",
-    "appt": "appointment",
-    "wk": "week",
-    "wks": "weeks",
-    "yr": "year",
-    "yrs": "years",
-    "hr": "hour",
-    "hrs": "hours",
-    "mins": "minutes",
-    "km": "kilometres",
-    "kms": "kilometres",
-    # chat spellings (most become stopwords and leave the query)
-    "ur": "your",
-    "shud": "should",
-    "shld": "should",
-    "wud": "would",
-    "cud": "could",
-    "coz": "because",
-    "cuz": "because",
-    "bc": "because",
-    "b4": "before",
-    "abt": "about",
-    "pls": "please",
-    "plz": "please",
-    "thx": "thanks",
-    "ppl": "people",
-    "nite": "night",
-    "wanna": "want",
-}
+def clippings() -> dict[str, str]:
+    """Clippings, abbreviations and chat spellings patients use, each with the word documents use
+    (``assistant/policy/vocabulary.yaml``)."""
+    from assistant.retrieval.vocabulary import vocabulary
+
+    return vocabulary().clippings
 
 
 def expand(word: str) -> str:
     """The full word for a clipping or chat spelling; other words unchanged."""
-    return CLIPPINGS.get(word, word)
+    return clippings().get(word, word)
 
 
 def family(stem: str) -> str:

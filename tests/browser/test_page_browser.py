@@ -274,7 +274,7 @@ def test_chat_in_chromium(server, browser_page, tmp_path):
     # Not covered, then out of scope: two calm notes, each of its own kind, saying what is covered.
     not_covered = ask(page, NOT_COVERED)
     note = not_covered.get_by_test_id("stAlertContentInfo")
-    assert "don't answer this" in note.inner_text() and "Race Training with PHT" in note.inner_text()
+    assert "don't mention ice or heat" in note.inner_text() and "Race Training with PHT" in note.inner_text()
     off_topic = ask(page, OFF_TOPIC)
     said = off_topic.inner_text()
     assert "I can only help" in said and "Race Training with PHT" in said

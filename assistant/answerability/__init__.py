@@ -1,0 +1,1 @@
+"""Answerability: whether the retrieved passages address what the patient asked, and which do."""

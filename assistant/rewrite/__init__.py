@@ -1,0 +1,1 @@
+"""Rewriting: a follow-up question understood with the conversation before it."""
