@@ -52,6 +52,12 @@ _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
         r"\bhow often\b|\bhow many times\b|\bhow frequently\b|\bhow regularly\b|\btimes (?:a|per|each) (?:day|week|month)\b"
         r"|\b(?:every|each) (?:day|week)\?", re.I)),
     ("count", re.compile(r"\bhow many\b", re.I)),
+    # "is it normal that it hurts more the next day?": about what a sensation means
+    ("sensation", re.compile(
+        r"\b(?:is|are) (?:it|that|this|these|they) (?:normal|expected|usual|a (?:bad |good |normal )?sign)\b|"
+        r"\bshould i (?:be )?(?:worried|worry|concerned)\b|\bis (?:it|that|this) (?:worrying|something to worry about)\b|"
+        r"\bnormal (?:to|that|for)\b|\b(?:is|could) (?:this|that|it) (?:be )?(?:pht|my pht|tendinopathy|proximal hamstring tendinopathy|my tendon)\b",
+        re.I)),
     ("amount", re.compile(r"\bhow (?:much|heavy|far|hard|intense|fast|big|light)\b|\bwhat weight\b|\bwhich weight\b", re.I)),
 )
 _WHAT_ANYWHERE = re.compile(r"(?i)\bwhat(?:'s|’s| is| are)? (?:even |exactly |actually |really )?(?:is |are )?(?=\S)")
@@ -97,6 +103,12 @@ class Mention:
         return self.name if self.name and self.category in ("activity", "everyday", "management") else self.phrase
 
 
+# what a patient says they feel, in their words: the sentence that explains it must use one of them
+FELT = re.compile(
+    r"\b(pain\w*|hurt\w*|sore\w*|ach\w*|tight\w*|stiff\w*|weak\w*|heavy|heaviness|tired\w*|cramp\w*|pop\w*|"
+    r"click\w*|burn\w*|throb\w*|numb\w*|tingl\w*|swell\w*|swollen|bruis\w*|twinge\w*|niggle\w*)\b",
+    re.I,
+)
 _MEASURED = re.compile(r"(?i)\bhow (?:much|many)\s+(?:more\s+)?([a-z]+)|\bhow long (?:a|an|the|my|your)\s+([a-z]+)")
 # what an implicit "how long will it take?" is about in this domain: getting better
 _IMPLIED_DURATION = "recover"
@@ -110,6 +122,7 @@ class Focus:
     mentions: tuple[Mention, ...]  # in the question itself
     context: tuple[Mention, ...] = ()  # in the turn a follow-up points back to
     measured: tuple[str, ...] = ()  # "how much pain": what the number or amount is of
+    background: bool = False  # the message says something before it asks ("I only run. Is that enough?")
 
     @property
     def topical(self) -> tuple[Mention, ...]:
@@ -208,8 +221,8 @@ def mentions_in(text: str, lex: Lexicon | None = None) -> list[Mention]:
         for n in range(min(lex.longest, len(tokens) - i), 0, -1):
             span = tuple(keys[i : i + n])
             found = lex.phrases.get(span)
-            if found is None or (n == 1 and (tokens[i][0].lower() in STOPWORDS or span[0] in generic)):
-                continue
+            if found is None or (n == 1 and (tokens[i][0].lower() in STOPWORDS or (span[0] in generic and found[1] < 0))):
+                continue  # a domain word counts only where the vocabulary groups it ("physio": see a professional)
             category, group = found
             first, last = tokens[i], tokens[i + n - 1]
             flat = text.replace("-", " ")
@@ -279,6 +292,7 @@ def parse(question: str, context: str = "") -> Focus:
         kind=kind,
         kind_phrase=phrase,
         measured=measured,
+        background=clause.strip() != question.strip(),
         mentions=tuple(mentions),
         context=context_mentions,
     )

@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from assistant.answerability.focus import Focus, Mention, lexicon, parse, question_clause
+from assistant.answerability.focus import FELT, Focus, Mention, lexicon, parse, question_clause
 from assistant.contracts import Judgement, Passage, Query
 from assistant.corpus.parse import INTRO, OUTRO, Unit
 from assistant.retrieval.terms import STOPWORDS, generic_stems, stems, words
@@ -57,13 +57,20 @@ KIND_EXPRESSIONS: dict[str, re.Pattern[str]] = {
         re.I,
     ),
     "count": re.compile(rf"\b{_NUMBER}\b", re.I),
+    "sensation": re.compile(
+        r"\b(?:pain\w*|hurt\w*|sore\w*|ache\w*|aching|discomfort|flare\w*|symptoms?|sensations?|stiff\w*|tight\w*|normal|expected)\b",
+        re.I,
+    ),
     "amount": re.compile(
         rf"\b{_NUMBER}\b|\b(?:minimal|small|slight(?:ly)?|gradual(?:ly)?|little|light(?:er)?|heav(?:y|ier)|"
         r"moderate|increase|increasing|reduce|reducing|more|less|fewer|weights?|load|intensity|percent|%)\b",
         re.I,
     ),
 }
-KIND_NAMES = {"duration": "a time", "timing": "when", "frequency": "how often", "count": "a number", "amount": "an amount"}
+KIND_NAMES = {
+    "duration": "a time", "timing": "when", "frequency": "how often", "count": "a number", "amount": "an amount",
+    "sensation": "what it means",
+}
 STRONG_DEFINITION = re.compile(r"\brefer(?:s|red)? to\b|\bstands? for\b|\bknown as\b|\bdefined as\b|\bmeans\b|\bcalled\b", re.I)
 FRAMING_SECTIONS = {INTRO[0], OUTRO[0]}
 DEFINES = re.compile(
@@ -112,18 +119,37 @@ class FocusAnswerability:
         mentions = list(focus.mentions)
         if focus.kind in KIND_EXPRESSIONS:
             return self._kind(focus, mentions, passages, statements)
-        known = topical + [m for m in focus.mentions if (m.group >= 0 or m.category == "body") and m not in topical]
+        generic = generic_stems()
+
+        def vocabulary_words(found: tuple[Mention, ...]) -> list[Mention]:
+            return [
+                m for m in found
+                if (m.topical or m.group >= 0 or m.category == "body") and not set(m.keys) <= generic
+            ]  # fmt: skip
+
+        known = vocabulary_words(focus.mentions)
+        # a follow-up's passages were found with the turn before it, while relevance counts only its
+        # own words: a sentence that names what it asks about is the evidence
+        bar = 0.0 if query.expanded else self.focus_threshold
+        if not known and query.expanded:  # "is it enough on its own?": about what the turn before named
+            known = vocabulary_words(focus.context)
+            mentions = mentions + known
         if known:  # things the vocabulary knows (an exercise, "grow my legs", "speed work"...)
             addressing = [s for s in statements if any(self._says(s, m) for m in known)]
-            good = [s for s in addressing if s.passage.relevance >= self.focus_threshold]
+            good = [s for s in addressing if s.passage.relevance >= bar]
             if good:
                 return self._answer(passages, good, mentions, "focus-addressed")
             if topical:
                 return Judgement(answerable=False, related=self._related(topical, statements), reason="focus-weak")
+        unknown = [m for m in focus.mentions if not self._known(m, vocab)]
+        standalone = not focus.background and not query.expanded  # a follow-up leans on the turn before
+        if mentions and not known and standalone and len(unknown) == len(mentions):
+            # every specific word of the question is one the sources never use ("is PHT worse in
+            # cold weather?"): whatever the similarity, they do not speak to it
+            return Judgement(answerable=False, missing=_names(unknown[:1], focus.text), reason="words-unknown")
         if passages and passages[0].relevance >= self.threshold:
             addressing = [s for s in statements if any(self._says(s, m) for m in mentions)]
             return self._answer(passages, addressing, mentions, "relevance", keep_order=True)
-        unknown = [m for m in focus.mentions if not self._known(m, vocab)]
         return Judgement(
             answerable=False,
             missing=_names(unknown[:1], focus.text) if unknown else "",
@@ -157,14 +183,22 @@ class FocusAnswerability:
         if needed:
             relevant = [s for s in relevant if any(self._says(s, m) for m in needed) or self._passage_says(s.passage, needed)]
         good = [s for s in relevant if expression.search(s.unit.text)]
+        if focus.kind == "sensation":  # "it's tight after calf raises, is that normal?": about *that* feeling
+            felt = {k for w in FELT.findall(focus.text) for k in stems([w.lower()])}
+            good = [s for s in good if felt & set(s.keys)] if felt else []
         if focus.measured:  # "how much pain", "how long a break": the amount must be of that
             group = next((lexicon().group_of(m.keys, m.group) for m in focus.mentions if m.keys == focus.measured), (focus.measured,))
             good = [s for s in good if any(_contains(s.keys, p) for p in group)]
         if good:
             return self._answer(passages, good, about, f"kind:{focus.kind}")
+        missing = (
+            "whether that is normal or what it means"
+            if focus.kind == "sensation"
+            else indirect(question_clause(focus.text), focus.kind_phrase, mentions)
+        )
         return Judgement(
             answerable=False,
-            missing=indirect(question_clause(focus.text), focus.kind_phrase, mentions),
+            missing=missing,
             related=self._related(about, statements),
             reason=f"kind-missing:{focus.kind}",
         )
@@ -260,10 +294,25 @@ def _plain_word(m: Mention) -> bool:
     return m.category == "word" and m.group < 0
 
 
+_HEAD = re.compile(
+    r"\s+(exercises?|training|therapy|treatments?|work|sessions?|shoes|class(?:es)?|machines?|programmes?|"
+    r"programs?|techniques?|holds?|curls?|raises?|stretch(?:es)?)\b",
+    re.I,
+)
+
+
 def _names(missing: list[Mention], text: str) -> str:
-    """The missing things in the patient's words: "shockwave therapy", "ice or heat"."""
+    """The missing things in the patient's words: "shockwave therapy", "ice or heat",
+    "eccentric exercises" (a following head noun is part of the name)."""
     if not missing:
         return ""
+    flat0 = text.replace("-", " ")
+    missing = [
+        replace(m, phrase=m.phrase + h.group(0), name="")
+        if (h := _HEAD.match(flat0, m.start + len(m.phrase))) and m.category != "activity"
+        else m
+        for m in missing
+    ]
     missing = sorted(missing, key=lambda m: m.start)
     flat = text.replace("-", " ")
     if len(missing) >= 2:
@@ -307,6 +356,8 @@ def indirect(clause: str, kind_phrase: str = "", mentions: list[Mention] | None 
         subject, tail = parts[0], (parts[1] if len(parts) > 1 else "")
         if subject.lower() in {"i", "we"} and aux in {"do", "should", "can", "must", "shall", "could"}:
             return f"{wh} to {_second_person(tail)}".strip()
+        if aux not in {"do", "does", "did"} and rest.lower().endswith(" be") and len(rest.split()) > 2:
+            return f"{wh} {_second_person(rest[:-3])} {aux} be"  # "how long should my long runs be"
         subject = _SUBJECTS.get(subject.lower(), subject)
         if aux in {"do", "does", "did"}:
             verb_rest = tail.split(" ", 1)

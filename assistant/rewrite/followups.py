@@ -47,7 +47,7 @@ def elliptical(question: str) -> bool:
         return False
     if _OPENERS.search(question) or _POINTERS.search(question):
         return True
-    return len(content_terms(question)) <= 1 and len(words) <= 6
+    return len(words) <= 5 or (len(content_terms(question)) <= 1 and len(words) <= 6)
 
 
 class FollowUpRewriter:
