@@ -13,7 +13,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -164,6 +164,28 @@ class Settings(BaseSettings):
         default_factory=lambda data: data["data_dir"] / "feedback.sqlite3",
         description="SQLite file for the page's feedback; unset, `feedback.sqlite3` in `data_dir`.",
     )
+    # -- a language model that writes the replies (docs/architecture.md, README "Language model") --
+    llm_base_url: str = Field(
+        default="",
+        description=(
+            "Unset (the default): the extractive composer quotes the sources and nothing calls a network. "
+            "Set to an OpenAI-compatible endpoint (vLLM, llama.cpp's server, Ollama, a hosted API), e.g. "
+            "http://127.0.0.1:8000/v1: a language model writes the replies, every sentence checked against "
+            "the passage it cites, with the extractive reply as the fallback."
+        ),
+    )
+    llm_model: str = Field(default="", description="The model's name at that endpoint, e.g. `llama-3.1-8b-instruct`.")
+    llm_api_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="The endpoint's key, if it needs one; never logged, shown or recorded.",
+    )
+    llm_timeout: float = Field(
+        default=20.0,
+        gt=0,
+        description="Seconds the model may take for a whole reply; past it the extractive reply is given.",
+    )
+    llm_max_tokens: int = Field(default=400, ge=16, le=8192, description="Longest reply the model may write, in tokens.")
+    llm_temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="Sampling temperature of the model.")
     # -- the clinics' HTTP API (docs/api.md) ------------------------------------------------------
     chroma_url: str = Field(
         default="",

@@ -30,6 +30,7 @@ LIGHT = [
     "errors",
     "grounding.support",
     "compose.extractive",
+    "compose.llm",
     "retrieval.hybrid",
     "safety.triage",
     "settings",

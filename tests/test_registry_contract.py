@@ -97,6 +97,53 @@ def test_clinics_are_added_found_listed_and_changed(registry, other):
             other.update_clinic("north-physio", **bad)
 
 
+ENDPOINT_KEY = "sk-endpoint-zebraquokka"
+
+
+def test_a_clinics_language_model_is_kept_checked_and_its_key_never_shown(registry, other):
+    """Issue 16's endpoint, model and key: the key is stored as given (it is sent to the endpoint),
+    read back by every worker, and never in a repr; an emptied endpoint takes model and key with it."""
+    plain = registry.add_clinic("Plain Clinic")
+    assert (plain.llm_base_url, plain.llm_model, plain.llm_api_key.get_secret_value()) == ("", "", "")
+    lake = registry.add_clinic(
+        "Lake Physio", llm_base_url=" http://10.0.0.5:8000/v1 ", llm_model=" lake-model ", llm_api_key=ENDPOINT_KEY
+    )
+    assert (lake.llm_base_url, lake.llm_model) == ("http://10.0.0.5:8000/v1", "lake-model")
+    assert lake.llm_api_key.get_secret_value() == ENDPOINT_KEY
+    seen = other.clinic("lake-physio")  # another worker reads it, key and all, to call the endpoint
+    assert seen == lake and seen.llm_api_key.get_secret_value() == ENDPOINT_KEY
+    key = registry.create_key("lake-physio")
+    assert other.authenticate(key).clinic == lake  # the request's clinic carries it too
+    assert ENDPOINT_KEY not in repr(seen) + repr(other.clinics()) + repr(other.keys())
+    with _engine(registry).connect() as conn:
+        stored = conn.execute(sa.text("SELECT llm_api_key FROM clinics WHERE id = 'lake-physio'")).scalar_one()
+    assert stored == ENDPOINT_KEY
+
+    # changing one field keeps the others; the key is replaced or cleared only when given
+    moved = other.update_clinic("lake-physio", llm_model="lake-model-2", emergency_text="112")
+    assert (moved.llm_base_url, moved.llm_model, moved.emergency_text) == ("http://10.0.0.5:8000/v1", "lake-model-2", "112")
+    assert moved.llm_api_key.get_secret_value() == ENDPOINT_KEY
+    assert registry.update_clinic("lake-physio", accent_color="#123").llm_api_key.get_secret_value() == ENDPOINT_KEY
+    assert registry.update_clinic("lake-physio", llm_api_key="").llm_api_key.get_secret_value() == ""
+    registry.update_clinic("lake-physio", llm_api_key=ENDPOINT_KEY)
+    cleared = other.update_clinic("lake-physio", llm_base_url="")
+    assert (cleared.llm_base_url, cleared.llm_model, cleared.llm_api_key.get_secret_value()) == ("", "", "")
+    assert registry.clinic("lake-physio") == cleared and cleared.accent_color == "#123"
+
+    for bad, says in (
+        ({"llm_base_url": "ftp://10.0.0.5/v1"}, r"is not an http\(s\) URL"),
+        ({"llm_base_url": "javascript:alert(1)"}, r"is not an http\(s\) URL"),
+        ({"llm_model": "lake-model"}, "needs its endpoint too"),
+        ({"llm_api_key": ENDPOINT_KEY}, "needs its endpoint too"),
+    ):
+        with pytest.raises(ClinicError, match=says):
+            other.update_clinic("lake-physio", **bad)
+        with pytest.raises(ClinicError, match=says):
+            registry.add_clinic(f"Bad {len(says)} {sorted(bad)[0]}", **bad)
+    assert registry.clinic("lake-physio") == cleared  # nothing written by a refused change
+    assert [c.id for c in other.clinics()] == ["lake-physio", "plain-clinic"]
+
+
 def test_names_need_a_letter_or_digit(registry):
     with pytest.raises(ClinicError, match="letter or digit"):
         registry.add_clinic("!!!")
@@ -194,11 +241,17 @@ def test_audit_rows_from_two_workers_land_in_one_table_without_the_question(regi
     for i in range(6):
         reg = registry if i % 2 else other
         answer = _answer(Status.answered if i % 3 else Status.urgent)
-        reg.record_answer("north-physio", answer, composer="extractive", model="m")
+        if i == 4:  # written by a language model: its prompt's version is recorded
+            reg.record_answer("north-physio", answer, composer="llm:lake-model", model="m", prompt_version="answer-1")
+        else:
+            reg.record_answer("north-physio", answer, composer="extractive", model="m")
         ids.append(answer.id)
     other.record_answer("south-clinic", _answer(), composer="extractive", model="m")
     assert registry.flush_audit() and other.flush_audit()
     rows = registry.audit("north-physio")
+    written = {r["answer_id"]: (r["composer"], r["prompt_version"]) for r in rows}
+    assert written.pop(ids[4]) == ("llm:lake-model", "answer-1")
+    assert set(written.values()) == {("extractive", "")}
     assert sorted(r["answer_id"] for r in rows) == sorted(ids)
     assert [r["id"] for r in rows] == sorted((r["id"] for r in rows), reverse=True)
     assert all(r["clinic"] == "north-physio" and r["corpus_version"] == "cv" for r in rows)
@@ -296,9 +349,44 @@ def test_an_older_postgresql_schema_is_refused_until_upgraded(postgres):
     with pytest.raises(RegistrySchemaError, match="older schema") as err:
         ClinicRegistry(url)
     assert "back it up, then run `pht-assistant db upgrade`" in str(err.value)
-    assert upgrade(url) == ("0001", "0003")
+    assert upgrade(url) == ("0001", "0004")
     reg = ClinicRegistry(url)
     assert reg.add_clinic("Upgraded Clinic", feedback_questions=True).feedback_questions is True
+    reg.close()
+
+
+@pytest.mark.services
+def test_a_postgresql_database_of_the_previous_release_is_refused_then_upgraded_keeping_its_rows(postgres):
+    """A database at 0003 (before clinics' language models): refused until `db upgrade`, which adds
+    the columns (empty: the server's composer) and keeps every row."""
+    from alembic import command
+    from alembic.config import Config
+
+    from assistant.clinics.migrate import MIGRATIONS, upgrade
+
+    url = postgres.database()
+    reg = ClinicRegistry(url)
+    reg.add_clinic("Kept Clinic", emergency_text="999")
+    key = reg.create_key("kept-clinic")
+    reg.record_answer("kept-clinic", _answer(), composer="extractive", model="m")
+    reg.close()
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0003")
+        assert "llm_base_url" not in {c["name"] for c in sa.inspect(conn).get_columns("clinics")}
+    engine.dispose()
+    with pytest.raises(RegistrySchemaError, match=r"older schema \(revision 0003, this version needs 0004\)"):
+        ClinicRegistry(url)
+    assert upgrade(url) == ("0003", "0004")
+    reg = ClinicRegistry(url)
+    kept = reg.authenticate(key).clinic
+    assert (kept.emergency_text, kept.llm_base_url, kept.llm_api_key.get_secret_value()) == ("999", "", "")
+    assert [(r["composer"], r["prompt_version"]) for r in reg.audit("kept-clinic")] == [("extractive", "")]
+    changed = reg.update_clinic("kept-clinic", llm_base_url="http://10.0.0.5:8000/v1", llm_api_key=ENDPOINT_KEY)
+    assert changed.llm_api_key.get_secret_value() == ENDPOINT_KEY
     reg.close()
 
 
@@ -309,7 +397,7 @@ def test_an_empty_postgresql_database_is_refused_until_upgraded(postgres):
     url = postgres.database(migrate=False).replace("postgresql+psycopg://", "postgresql://")  # driver implied
     with pytest.raises(RegistrySchemaError, match="pht-assistant db upgrade"):
         ClinicRegistry(url)
-    assert upgrade(url) == (None, "0003")
+    assert upgrade(url) == (None, "0004")
     reg = ClinicRegistry(url)
     assert reg.clinics() == []
     reg.close()
@@ -354,7 +442,7 @@ def test_a_sqlite_registry_from_before_migrations_is_upgraded_when_opened_keepin
     path = legacy_file(tmp_path / "old.sqlite3")
     reg = ClinicRegistry(path)
     with _engine(reg).connect() as conn:
-        assert current_revision(conn) == "0003"
+        assert current_revision(conn) == "0004"
     assert reg.authenticate(LEGACY_KEY).clinic.emergency_text == "999"
     assert [r["answer_id"] for r in reg.audit("old-clinic")] == ["ans-1"]
     assert reg.record_feedback("old-clinic", "ans-1", "up")["status"] == "answered"
@@ -382,12 +470,55 @@ def test_a_sqlite_registry_the_widgets_first_release_made_is_recorded_and_upgrad
             " VALUES ('old-clinic', 'ans-1', 'down', 'answered', '[]', 't', 't');"
         )
     db.close()
-    assert upgrade(f"sqlite:///{path}") == ("0002", "0003")
+    assert upgrade(f"sqlite:///{path}") == ("0002", "0004")
     reg = ClinicRegistry(path)
     with _engine(reg).connect() as conn:
-        assert current_revision(conn) == "0003"
+        assert current_revision(conn) == "0004"
     assert reg.clinic("old-clinic").accent_color == "#abc"
     assert [r["rating"] for r in reg.feedback("old-clinic")] == ["down"]
+    reg.close()
+
+
+def issue16_file(path) -> str:
+    """A registry file as the single-file release with clinics' language models (issue 16) left it:
+    the widget's tables and columns, the language-model columns and the audit's prompt_version,
+    all added by that release itself, and no alembic_version."""
+    legacy_file(path)
+    with sqlite3.connect(path) as db:
+        for column, kind in (("accent_color", "TEXT NOT NULL DEFAULT ''"), ("logo_url", "TEXT NOT NULL DEFAULT ''"),
+                             ("feedback_questions", "INTEGER NOT NULL DEFAULT 0"),
+                             ("llm_base_url", "TEXT NOT NULL DEFAULT ''"), ("llm_model", "TEXT NOT NULL DEFAULT ''"),
+                             ("llm_api_key", "TEXT NOT NULL DEFAULT ''")):
+            db.execute(f"ALTER TABLE clinics ADD COLUMN {column} {kind}")
+        db.executescript(
+            "ALTER TABLE audit ADD COLUMN prompt_version TEXT NOT NULL DEFAULT '';"
+            "CREATE INDEX audit_answer ON audit (answer_id);"
+            "CREATE TABLE feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, clinic_id TEXT NOT NULL, answer_id TEXT NOT NULL,"
+            " rating TEXT NOT NULL CHECK (rating IN ('up', 'down')), comment TEXT NOT NULL DEFAULT '', question TEXT,"
+            " status TEXT NOT NULL, sources TEXT NOT NULL, time TEXT NOT NULL, updated TEXT NOT NULL,"
+            " UNIQUE (clinic_id, answer_id));"
+            f"UPDATE clinics SET llm_base_url = 'http://10.0.0.5:8000/v1', llm_model = 'old-model', llm_api_key = '{ENDPOINT_KEY}'"
+            " WHERE id = 'old-clinic';"
+            "INSERT INTO audit (time, clinic_id, answer_id, status, triage, sources, corpus_version, composer, model, prompt_version)"
+            " VALUES ('2026-01-03T00:00:00+00:00', 'old-clinic', 'ans-2', 'answered', '{}', '[]', 'cv', 'llm:old-model', 'm', 'answer-1');"
+        )
+    db.close()
+    return str(path)
+
+
+def test_a_sqlite_registry_of_the_single_file_language_model_release_keeps_its_endpoints(tmp_path):
+    """That release added 0004's columns itself: the file is recorded at 0002, and 0004 adds only
+    what is missing (nothing), keeping the clinic's endpoint, key and the audit's prompt versions."""
+    from assistant.clinics.migrate import current_revision
+
+    path = issue16_file(tmp_path / "issue16.sqlite3")
+    reg = ClinicRegistry(path)  # upgraded as it opens
+    with _engine(reg).connect() as conn:
+        assert current_revision(conn) == "0004"
+    clinic = reg.authenticate(LEGACY_KEY).clinic
+    assert (clinic.llm_base_url, clinic.llm_model) == ("http://10.0.0.5:8000/v1", "old-model")
+    assert clinic.llm_api_key.get_secret_value() == ENDPOINT_KEY
+    assert [(r["answer_id"], r["prompt_version"]) for r in reg.audit("old-clinic")] == [("ans-2", "answer-1"), ("ans-1", "")]
     reg.close()
 
 
@@ -406,14 +537,15 @@ def test_import_sqlite_copies_everything_into_postgresql_once(tmp_path, postgres
     path = Path(legacy_file(tmp_path / "clinics.sqlite3"))
 
     source = ClinicRegistry(path)  # upgraded as it opens
-    source.add_clinic("New Clinic", accent_color="#abcdef")
+    source.add_clinic("New Clinic", accent_color="#abcdef", llm_base_url="http://10.0.0.5:8000/v1", llm_model="new-model",
+                      llm_api_key=ENDPOINT_KEY)
     key = source.create_key("new-clinic", publishable=True)
     source.add_document(_doc("new-clinic"))
     source.approve("new-clinic", "doc-000000000001", "Dr Old")
     for _ in range(3):
         source.record_answer("new-clinic", _answer(), composer="extractive", model="m")
     rated = _answer()
-    source.record_answer("new-clinic", rated, composer="extractive", model="m")
+    source.record_answer("new-clinic", rated, composer="llm:new-model", model="m", prompt_version="answer-1")
     source.record_feedback("new-clinic", rated.id, "down", comment="unclear")
     source_audit = source.audit("new-clinic") + source.audit("old-clinic")
     source.close()
@@ -434,11 +566,14 @@ def test_import_sqlite_copies_everything_into_postgresql_once(tmp_path, postgres
     target = ClinicRegistry(url)
     assert target.authenticate(LEGACY_KEY).clinic.id == "old-clinic"
     assert target.authenticate(key).kind == "publishable"
-    assert target.clinic("new-clinic").accent_color == "#abcdef"
+    new = target.clinic("new-clinic")
+    assert (new.accent_color, new.llm_base_url, new.llm_model) == ("#abcdef", "http://10.0.0.5:8000/v1", "new-model")
+    assert new.llm_api_key.get_secret_value() == ENDPOINT_KEY  # copied as given: the endpoint needs it
     assert target.document("new-clinic", "doc-000000000001").approved_by == "Dr Old"
     assert target.revisions()["new-clinic"] == 1
     copied = target.audit("new-clinic") + target.audit("old-clinic")
     assert copied == source_audit  # ids, times and contents
+    assert {r["prompt_version"] for r in copied} == {"answer-1", ""}
     target.record_answer("new-clinic", _answer(), composer="extractive", model="m")
     newest = target.audit("new-clinic", limit=1)[0]
     assert newest["id"] > max(r["id"] for r in copied)
@@ -462,9 +597,9 @@ def test_serve_refuses_a_database_it_does_not_know_and_db_upgrade_fixes_it(tmp_p
     url = postgres.database(migrate=False)
     env = {**os.environ, "PHT_DATA_DIR": str(tmp_path / "data"), "PHT_DATABASE_URL": url}
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
+    def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "assistant.cli", *args], capture_output=True, text=True,
-                              timeout=120, env=env, stdin=subprocess.DEVNULL)
+                              timeout=120, env=env, **({"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}))
 
     refused = cli("serve", "--port", "1")
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
@@ -473,10 +608,24 @@ def test_serve_refuses_a_database_it_does_not_know_and_db_upgrade_fixes_it(tmp_p
     status = cli("db", "status")
     assert status.returncode == 1 and "run `pht-assistant db upgrade`" in status.stdout
     upgraded = cli("db", "upgrade")
-    assert upgraded.returncode == 0 and "from empty to schema revision 0003" in upgraded.stdout
+    assert upgraded.returncode == 0 and "from empty to schema revision 0004" in upgraded.stdout
     assert "up to date" in cli("db", "upgrade").stdout
     added = cli("clinic", "add", "Shared Clinic")
     assert added.returncode == 0 and ClinicRegistry(url).clinic("shared-clinic").name == "Shared Clinic"
+    # issue 17's `clinic set` with issue 16's flags, on PostgreSQL: the key from standard input, never printed
+    endpoint = "http://lm:pw-zebra@10.0.0.5:8000/v1"
+    changed = cli("clinic", "set", "shared-clinic", "--emergency-text", "112", "--llm-base-url", endpoint,
+                  "--llm-model", "shared-model", "--llm-api-key", "-", stdin=ENDPOINT_KEY + "\n")
+    assert changed.returncode == 0, changed.stderr
+    listed = cli("clinic", "list")
+    for out in (changed, listed):
+        assert "emergency: 112" in out.stdout and "language model: shared-model at http://10.0.0.5:8000/v1 (key set)" in out.stdout
+        assert ENDPOINT_KEY not in out.stdout + out.stderr and "pw-zebra" not in out.stdout + out.stderr
+    stored = ClinicRegistry(url).clinic("shared-clinic")
+    assert (stored.llm_base_url, stored.llm_api_key.get_secret_value()) == (endpoint, ENDPOINT_KEY)
+    refused = cli("clinic", "set", "shared-clinic", "--llm-base-url", "", "--llm-model", "other")
+    assert refused.returncode == 2 and "needs its endpoint too" in refused.stderr and "Traceback" not in refused.stderr
+    assert "language model: (the server's)" in cli("clinic", "set", "shared-clinic", "--llm-base-url", "").stdout
     down = {**env, "PHT_DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{postgres.port + 1}/none"}
     unreachable = subprocess.run([sys.executable, "-m", "assistant.cli", "clinic", "list"], capture_output=True,
                                  text=True, timeout=120, env=down, stdin=subprocess.DEVNULL)

@@ -175,15 +175,21 @@ def create_app(settings: Settings | None = None, assistant: Any = None, tracing:
                 composer=getattr(a.composer, "name", type(a.composer).__name__),
             )
         log.info(
-            "ready: store %s, registry %s (%s), rate limits %s, traces %s, corpus %s",
+            "ready: store %s, registry %s (%s), rate limits %s, traces %s, corpus %s, composer %s",
             a.library.store.kind,
             registry.kind,
             registry.where,
             "in Redis" if settings.redis_url else "per worker",
             "on" if app.state.tracing is not None else "off",
             a.corpus_version,
+            a.describe_composer(),
         )
+        tally = getattr(app.state.assistant, "composed", None)  # language-model replies and fallbacks -> /metrics
+        if tally is not None:
+            tally.listeners.append(app.state.metrics.observe_composed)
         yield
+        if tally is not None:
+            tally.listeners.remove(app.state.metrics.observe_composed)
         library = app.state.assistant.library_if_open
         if library is not None:  # every answer's audit record is committed before the server stops
             await run_in_threadpool(library.registry.flush_audit)

@@ -5,6 +5,7 @@ Only Typer loads here; FastAPI, uvicorn and Chroma load inside ``serve``.
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -98,6 +99,8 @@ def _say_if_redis_is_away(settings) -> None:
             "its own requests until it does (see /v1/health).",
             err=True,
         )
+
+
 _ACCENT = typer.Option(help="The widget's accent colour, e.g. '#0b7285' (hex).")
 _LOGO = typer.Option(help="An http(s) address of the clinic's logo, shown in the widget's header.")
 _QUESTIONS = typer.Option(
@@ -105,6 +108,23 @@ _QUESTIONS = typer.Option(
     help="Keep the question a patient rated with their feedback (off by default: only the rating, "
     "the comment and the answer's status and sources are kept).",
 )
+
+
+_LLM_URL = typer.Option(
+    help="The clinic's own OpenAI-compatible language-model endpoint (e.g. http://10.0.0.5:8000/v1): it writes "
+    "this clinic's replies, each sentence checked against its sources. Empty: the server's composer."
+)
+_LLM_MODEL = typer.Option(help="The model's name at that endpoint.")
+_LLM_KEY = typer.Option(
+    help="The endpoint's key, if it needs one ('-' reads it from standard input, kept out of the shell's history). "
+    "Stored in the registry (SQLite file or PostgreSQL) to call the endpoint; never shown."
+)
+
+
+def _secret(value: str | None) -> str | None:
+    if value == "-":
+        return sys.stdin.readline().strip()
+    return value
 
 
 @clinic_app.command("add")
@@ -120,6 +140,9 @@ def clinic_add(
     accent_color: Annotated[str, _ACCENT] = "",
     logo_url: Annotated[str, _LOGO] = "",
     feedback_questions: Annotated[bool, _QUESTIONS] = False,
+    llm_base_url: Annotated[str, _LLM_URL] = "",
+    llm_model: Annotated[str, _LLM_MODEL] = "",
+    llm_api_key: Annotated[str, _LLM_KEY] = "",
 ) -> None:
     """Add a clinic."""
     clinic = _registry().add_clinic(
@@ -129,6 +152,9 @@ def clinic_add(
         accent_color=accent_color,
         logo_url=logo_url,
         feedback_questions=feedback_questions,
+        llm_base_url=llm_base_url,
+        llm_model=llm_model,
+        llm_api_key=_secret(llm_api_key) or "",
     )
     typer.echo(
         f"Added clinic {clinic.name!r} (id {clinic.id}). Create a key with `pht-assistant key create --clinic {clinic.id}`."
@@ -151,9 +177,12 @@ def clinic_set(
     accent_color: Annotated[str | None, typer.Option(help="The widget's accent colour (hex); '' for the default.")] = None,
     logo_url: Annotated[str | None, typer.Option(help="The logo's http(s) address; '' for none.")] = None,
     feedback_questions: Annotated[bool | None, _QUESTIONS] = None,
+    llm_base_url: Annotated[str | None, typer.Option(help="The clinic's own language-model endpoint; '' removes it (with its model and key).")] = None,
+    llm_model: Annotated[str | None, _LLM_MODEL] = None,
+    llm_api_key: Annotated[str | None, _LLM_KEY] = None,
 ) -> None:
-    """Change a clinic's emergency wording, allowed sites, widget looks or feedback setting; every
-    worker on every machine applies it on its next request."""
+    """Change a clinic's emergency wording, allowed sites, widget looks, feedback setting or language
+    model; every worker on every machine applies it on its next request."""
     origins = [] if no_allowed_origins else allowed_origin
     c = _registry().update_clinic(
         clinic,
@@ -162,6 +191,9 @@ def clinic_set(
         accent_color=accent_color,
         logo_url=logo_url,
         feedback_questions=feedback_questions,
+        llm_base_url=llm_base_url,
+        llm_model=llm_model,
+        llm_api_key=_secret(llm_api_key),
     )
     typer.echo(f"Updated clinic {c.name!r}: {_describe(c)}")
 
@@ -170,8 +202,20 @@ def _describe(c) -> str:
     return (
         f"emergency: {c.emergency_text or '(default)'} · origins: {', '.join(c.allowed_origins) or '-'} · "
         f"accent: {c.accent_color or '(default)'} · logo: {c.logo_url or '-'} · "
-        f"questions with feedback: {'kept' if c.feedback_questions else 'not kept'}"
+        f"questions with feedback: {'kept' if c.feedback_questions else 'not kept'} · "
+        f"language model: {_llm(c)}"
     )
+
+
+def _llm(c) -> str:
+    if not c.llm_base_url:
+        return "(the server's)"
+    from urllib.parse import urlsplit, urlunsplit
+
+    key = "key set" if c.llm_api_key.get_secret_value() else "no key"
+    parts = urlsplit(c.llm_base_url)
+    shown = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]))  # never a user:password in the URL
+    return f"{c.llm_model or 'default'} at {shown} ({key})"
 
 
 @clinic_app.command("list")

@@ -31,6 +31,9 @@ class Metrics:
             registry=self.registry,
         )
         self.answers = Counter("pht_answers", "Answers by status", ["status"], registry=self.registry)
+        self.composers = Counter(
+            "pht_answers_by_composer", "Answered replies by the composer that wrote them", ["composer"], registry=self.registry
+        )
         self.errors = Counter(
             "pht_errors", "Error responses by error code", ["error"], registry=self.registry
         )
@@ -46,7 +49,23 @@ class Metrics:
         )
         self.redis_up.set(1)
 
+        self.composed = Counter(
+            "pht_composer_replies",
+            "Replies of writing composers (language models) by composer and outcome: ok, dropped (sentences "
+            "dropped by the grounding check), partial (failed after it was shown), fallback (the extractive reply "
+            "instead); reason says why",
+            ["composer", "outcome", "reason"],
+            registry=self.registry,
+        )
+
+    def observe_composed(self, composer: str, outcome: str) -> None:
+        """One writing composer's reply (:class:`assistant.pipeline.assistant.ComposerTally` calls it)."""
+        kind, _, reason = outcome.partition(":")
+        self.composed.labels(composer, kind, reason).inc()
+
     def observe_answer(self, answer) -> None:
         self.answers.labels(answer.status.value).inc()
+        if answer.composer:
+            self.composers.labels(answer.composer).inc()
         for stage, ms in answer.timings.items():
             self.stages.labels(stage).observe(ms / 1000.0)

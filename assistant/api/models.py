@@ -49,6 +49,17 @@ class HealthResponse(BaseModel):
         "(its own: Redis unset, or unreachable just now)."
     )
     message: str = Field(default="", description="What is wrong, or degraded, and what happens meanwhile.")
+    composer: str = Field(
+        default="extractive",
+        description="Who writes replies by default: `extractive` (quotes), or `llm:<model>` when PHT_LLM_BASE_URL is set.",
+    )
+    composer_detail: str = Field(default="", description="The composer in words: a language model's name and host (never its key).")
+    composer_outcomes: dict[str, Any] = Field(
+        default_factory=dict,
+        description="This worker's language-model replies since it started (its own and clinics' endpoints): "
+        "`written`, `fallbacks` (the extractive reply given instead), `fallback_rate`, `fallback_reasons` "
+        "(timeout, unavailable, rate-limited, malformed, cut, unsupported...), `dropped_sentences_in`.",
+    )
 
 
 class SectionInfo(BaseModel):
@@ -106,6 +117,7 @@ class AuditRecord(BaseModel):
     corpus_version: str
     composer: str
     model: str
+    prompt_version: str = Field(default="", description="The prompt file's version when a language model wrote the reply.")
 
 
 class AuditList(BaseModel):

@@ -371,6 +371,24 @@ class ClinicLibrary:
                 self._views[clinic.id] = (base, clinic, entry, context)
         return context
 
+    def _composer_for(self, clinic: Clinic) -> Any:
+        """The clinic's own language model when its record names an endpoint (timeouts and token limits
+        from the settings), else ``None``: the assistant's composer writes for it."""
+        if not clinic.llm_base_url:
+            return None
+        from assistant.compose.llm import Endpoint, LLMComposer
+
+        s = self.settings
+        endpoint = Endpoint(
+            base_url=clinic.llm_base_url,
+            model=clinic.llm_model or "default",
+            api_key=clinic.llm_api_key,
+            timeout=s.llm_timeout,
+            max_tokens=s.llm_max_tokens,
+            temperature=s.llm_temperature,
+        )
+        return LLMComposer(endpoint, max_passages=s.top_k)
+
     def _make_context(self, base: Any, clinic: Clinic, entry: tuple[int, Any, dict[str, str | None]]) -> Any:
         from assistant.contracts import model_id_of
         from assistant.corpus.topics import topics_of
@@ -388,9 +406,13 @@ class ClinicLibrary:
 
         def record(answer: Any) -> None:
             if audit:
-                registry.record_answer(clinic.id, answer, composer=answer.composer or "extractive", model=model)
+                registry.record_answer(
+                    clinic.id, answer, composer=answer.composer or "extractive", model=model,
+                    prompt_version=answer.prompt_version,
+                )  # fmt: skip
 
         return base.with_changes(
+            composer=self._composer_for(clinic) or base.composer,
             retriever=retriever,
             emergency_contact=clinic.emergency_text or base.emergency_contact,
             clinic_id=clinic.id,

@@ -38,6 +38,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import SecretStr
+
 from assistant.errors import ClinicError
 
 log = logging.getLogger("assistant.clinics.registry")
@@ -46,6 +48,7 @@ KEY_PATTERN = re.compile(r"^pht_(sk|pk)_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")
 _COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _LOGO_URL = re.compile(r"^https?://[^\s\"'<>()\\]+$")
 _ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
+_ENDPOINT = re.compile(r"^https?://[^\s\"'<>]+$")
 
 
 def clinic_slug(name: str) -> str:
@@ -70,6 +73,10 @@ class Clinic:
     accent_color: str = ""  # the widget's accent, e.g. "#0b7285"; empty: the widget's default
     logo_url: str = ""  # shown in the widget's header; empty: no logo
     feedback_questions: bool = False  # keep the question text with a patient's feedback
+    llm_base_url: str = ""  # the clinic's own OpenAI-compatible endpoint; empty: the server's composer
+    llm_model: str = ""
+    # sent to that endpoint, so stored as given (not a hash); never shown, logged, listed or returned
+    llm_api_key: SecretStr = field(default=SecretStr(""), repr=False)
 
 
 @dataclass(frozen=True)
@@ -148,8 +155,12 @@ class ClinicRegistry(abc.ABC):
         accent_color: str = "",
         logo_url: str = "",
         feedback_questions: bool = False,
+        llm_base_url: str = "",
+        llm_model: str = "",
+        llm_api_key: str = "",
     ) -> Clinic:
-        """A new clinic (its origins, colour and logo checked: :class:`ClinicError` says what is wrong)."""
+        """A new clinic (its origins, colour, logo and language-model endpoint checked:
+        :class:`ClinicError` says what is wrong)."""
 
     @abc.abstractmethod
     def update_clinic(
@@ -161,9 +172,13 @@ class ClinicRegistry(abc.ABC):
         accent_color: str | None = None,
         logo_url: str | None = None,
         feedback_questions: bool | None = None,
+        llm_base_url: str | None = None,
+        llm_model: str | None = None,
+        llm_api_key: str | None = None,
     ) -> Clinic:
         """Change the given fields of a clinic's record (``None`` leaves a field as it is; an empty
-        colour or logo URL removes it). Every worker on every machine applies it on its next request.
+        colour or logo URL removes it; an empty ``llm_base_url`` removes the endpoint with its model
+        and key). Every worker on every machine applies it on its next request.
 
         >>> import tempfile, pathlib
         >>> reg = ClinicRegistry(pathlib.Path(tempfile.mkdtemp()) / "clinics.sqlite3")
@@ -222,8 +237,10 @@ class ClinicRegistry(abc.ABC):
     # -- audit ---------------------------------------------------------------------------------
 
     @abc.abstractmethod
-    def record_answer(self, clinic_id: str, answer: Any, *, composer: str, model: str) -> None:
-        """One audit row for an answer, never the question text; committed in the background."""
+    def record_answer(self, clinic_id: str, answer: Any, *, composer: str, model: str, prompt_version: str = "") -> None:
+        """One audit row for an answer, never the question text; committed in the background.
+        ``prompt_version``: the version of the prompt a language model wrote the reply with (empty
+        for quoted replies)."""
 
     @abc.abstractmethod
     def audit(self, clinic_id: str, *, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
@@ -318,6 +335,26 @@ def theme(accent_color: str, logo_url: str) -> tuple[str, str]:
             f"The logo URL {logo_url!r} is not an http(s) address; give one like https://clinic.example/logo.png."
         )
     return accent, logo
+
+
+def llm_endpoint(base_url: str, model: str, api_key: str) -> tuple[str, str, str]:
+    """A clinic's language-model endpoint, checked: an http(s) base URL (or none), its model and key.
+
+    >>> llm_endpoint(" http://10.0.0.5:8000/v1 ", "llama", "")
+    ('http://10.0.0.5:8000/v1', 'llama', '')
+    >>> llm_endpoint("", "llama", "")
+    Traceback (most recent call last):
+    ...
+    assistant.errors.ClinicError: A language model needs its endpoint too: give --llm-base-url with --llm-model or --llm-api-key.
+    """
+    url, model, key = base_url.strip(), model.strip(), api_key.strip()
+    if url and not _ENDPOINT.match(url):
+        raise ClinicError(
+            f"The language-model address {url!r} is not an http(s) URL; give its OpenAI-compatible base, like http://10.0.0.5:8000/v1."
+        )
+    if not url and (model or key):
+        raise ClinicError("A language model needs its endpoint too: give --llm-base-url with --llm-model or --llm-api-key.")
+    return url, model, key
 
 
 def now() -> str:

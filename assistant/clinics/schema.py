@@ -31,6 +31,11 @@ clinics = sa.Table(
     sa.Column("accent_color", sa.Text, nullable=False, server_default=""),
     sa.Column("logo_url", sa.Text, nullable=False, server_default=""),
     sa.Column("feedback_questions", sa.Integer, nullable=False, server_default="0"),
+    # the clinic's own OpenAI-compatible language model ('' for the server's composer); the key is
+    # kept as given because it is sent to that endpoint, and is never shown, logged or returned
+    sa.Column("llm_base_url", sa.Text, nullable=False, server_default=""),
+    sa.Column("llm_model", sa.Text, nullable=False, server_default=""),
+    sa.Column("llm_api_key", sa.Text, nullable=False, server_default=""),
 )
 
 keys = sa.Table(
@@ -77,6 +82,8 @@ audit = sa.Table(
     sa.Column("corpus_version", sa.Text, nullable=False),
     sa.Column("composer", sa.Text, nullable=False),
     sa.Column("model", sa.Text, nullable=False),
+    # the version of the prompt a language model wrote the reply with ('' for quoted replies)
+    sa.Column("prompt_version", sa.Text, nullable=False, server_default=""),
     sa.Index("audit_clinic", "clinic_id", "id"),
     sa.Index("audit_answer", "answer_id"),
     sqlite_autoincrement=True,

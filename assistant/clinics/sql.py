@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from pydantic import SecretStr
 
 from assistant.clinics import schema as t
 from assistant.clinics.migrate import HEAD, check, database_url, display_url
@@ -37,6 +38,7 @@ from assistant.clinics.registry import (
     KeyInfo,
     clinic_slug,
     key_hash,
+    llm_endpoint,
     now,
     origins,
     request_clinic,
@@ -64,6 +66,9 @@ _CLINIC_COLUMNS = [
     t.clinics.c.accent_color,
     t.clinics.c.logo_url,
     t.clinics.c.feedback_questions,
+    t.clinics.c.llm_base_url,
+    t.clinics.c.llm_model,
+    t.clinics.c.llm_api_key,
 ]
 _AUTH = (
     sa.select(t.keys.c.hash, t.keys.c.kind.label("key_kind"), t.keys.c.id.label("key_id"), *_CLINIC_COLUMNS)
@@ -95,6 +100,9 @@ def _clinic(row: Any) -> Clinic:
         accent_color=row.accent_color,
         logo_url=row.logo_url,
         feedback_questions=bool(row.feedback_questions),
+        llm_base_url=row.llm_base_url,
+        llm_model=row.llm_model,
+        llm_api_key=SecretStr(row.llm_api_key),
     )
 
 
@@ -239,11 +247,15 @@ class SQLRegistry(ClinicRegistry):
         accent_color: str = "",
         logo_url: str = "",
         feedback_questions: bool = False,
+        llm_base_url: str = "",
+        llm_model: str = "",
+        llm_api_key: str = "",
     ) -> Clinic:
         name = name.strip()
         cid = clinic_slug(name)
         accent, logo = theme(accent_color or "", logo_url or "")
         allowed = origins(allowed_origins or [])
+        llm_url, llm_name, llm_key = llm_endpoint(llm_base_url or "", llm_model or "", llm_api_key or "")
         taken = ClinicError(f"A clinic named {name!r} already exists; choose another name.")
 
         def add(db: sa.Connection) -> None:
@@ -262,6 +274,9 @@ class SQLRegistry(ClinicRegistry):
                     accent_color=accent,
                     logo_url=logo,
                     feedback_questions=int(feedback_questions),
+                    llm_base_url=llm_url,
+                    llm_model=llm_name,
+                    llm_api_key=llm_key,
                 )
             )
 
@@ -280,6 +295,9 @@ class SQLRegistry(ClinicRegistry):
         accent_color: str | None = None,
         logo_url: str | None = None,
         feedback_questions: bool | None = None,
+        llm_base_url: str | None = None,
+        llm_model: str | None = None,
+        llm_api_key: str | None = None,
     ) -> Clinic:
         clinic = self._read_clinic(name_or_id)
         accent, logo = theme(
@@ -287,6 +305,16 @@ class SQLRegistry(ClinicRegistry):
             clinic.logo_url if logo_url is None else logo_url,
         )
         values: dict[str, Any] = {"accent_color": accent, "logo_url": logo}
+        if (llm_base_url, llm_model, llm_api_key) != (None, None, None):
+            url = clinic.llm_base_url if llm_base_url is None else llm_base_url
+            # an emptied endpoint takes its stored model and key with it; a model or key given now
+            # without an endpoint is refused (llm_endpoint), not silently dropped
+            kept = bool(url.strip())
+            values["llm_base_url"], values["llm_model"], values["llm_api_key"] = llm_endpoint(
+                url,
+                llm_model if llm_model is not None else (clinic.llm_model if kept else ""),
+                llm_api_key if llm_api_key is not None else (clinic.llm_api_key.get_secret_value() if kept else ""),
+            )
         if emergency_text is not None:
             values["emergency_text"] = emergency_text.strip()
         if allowed_origins is not None:
@@ -439,8 +467,9 @@ class SQLRegistry(ClinicRegistry):
 
     # -- audit ---------------------------------------------------------------------------------
 
-    def record_answer(self, clinic_id: str, answer: Any, *, composer: str, model: str) -> None:
-        """One audit row for an answer: never the question text.
+    def record_answer(self, clinic_id: str, answer: Any, *, composer: str, model: str, prompt_version: str = "") -> None:
+        """One audit row for an answer: never the question text. ``prompt_version``: the version of
+        the prompt a language model wrote the reply with (empty for quoted replies).
 
         The row (its time is now) is handed to this registry's :class:`AuditWriter`, which commits
         it from a background thread, batched with the rows that arrived meanwhile; :meth:`audit`
@@ -462,6 +491,7 @@ class SQLRegistry(ClinicRegistry):
                 "corpus_version": answer.corpus_version,
                 "composer": composer,
                 "model": model,
+                "prompt_version": prompt_version,
             }
         )
 
@@ -489,6 +519,7 @@ class SQLRegistry(ClinicRegistry):
                 "corpus_version": r.corpus_version,
                 "composer": r.composer,
                 "model": r.model,
+                "prompt_version": r.prompt_version,
             }
             for r in rows
         ]

@@ -111,6 +111,13 @@ def run(
         typer.Option(help="METRIC>=VALUE (or <=, >, <), repeatable; exit 1 if one fails. notice_compliance>=1.0 always applies."),
     ] = None,
     tags: Annotated[str, typer.Option(help="Only cases with any of these tags (comma-separated).")] = "",
+    composer: Annotated[
+        str,
+        typer.Option(
+            help="Local target only: `settings` (a language model when PHT_LLM_BASE_URL is set), `extractive` "
+            "(quotes, even when it is set) or `llm` (the language model; it must be set). Run both, then `eval compare`."
+        ),
+    ] = "settings",
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: when stderr is a terminal).")
     ] = None,
@@ -135,7 +142,13 @@ def run(
         _invalid(ValueError(f"--target is `local` or an http(s) URL, not {target!r}."))
     started = datetime.now(timezone.utc)
     try:
-        tgt = runner_.LocalTarget.from_settings(notify=_err) if target == "local" else runner_.HttpTarget(target, key)
+        if target != "local" and composer != "settings":
+            raise runner_.TargetUnavailable("--composer chooses the local target's composer; a URL target uses the server's.")
+        tgt = (
+            runner_.LocalTarget.from_settings(notify=_err, composer=composer)
+            if target == "local"
+            else runner_.HttpTarget(target, key)
+        )
     except AssistantError as exc:
         _invalid(exc)
     try:

@@ -64,12 +64,38 @@ def compare(old: dict[str, Any], new: dict[str, Any], *, tolerance: float = 0.0)
             regressions.append(f"{name}: {x:.4g} -> {y:.4g}")
     out["metrics"] = deltas
     out["regressions"] = regressions
+    out["composers"] = [_composer(old), _composer(new)]
     return out
+
+
+def _composer(report: dict[str, Any]) -> dict[str, Any]:
+    """Which composer a run was made with and who wrote its answered replies (``eval --composer``)."""
+    settings = report.get("settings") or {}
+    written: dict[str, int] = {}
+    for case in report.get("cases", []):
+        if case.get("got", {}).get("status") == "answered":
+            name = case.get("composer") or "?"
+            written[name] = written.get(name, 0) + 1
+    return {
+        "composer": settings.get("composer") or "?",
+        "prompt_version": settings.get("prompt_version") or "",
+        "written_by": dict(sorted(written.items())),
+        "outcomes": settings.get("composer_outcomes") or {},
+    }
 
 
 def render_text(result: dict[str, Any]) -> str:
     """The comparison as plain lines for a terminal or a CI log."""
     lines = []
+    composers = result.get("composers")
+    if composers:
+        for label, c in zip(("Old run", "New run"), composers):
+            written = ", ".join(f"{k} {v}" for k, v in c["written_by"].items()) or "none"
+            prompt = f" (prompt {c['prompt_version']})" if c["prompt_version"] else ""
+            falls = c["outcomes"].get("fallbacks")
+            extra = f"; fell back {falls} times {c['outcomes'].get('fallback_reasons', {})}" if falls else ""
+            lines.append(f"{label}: composer {c['composer']}{prompt}; answered replies written by {written}{extra}")
+        lines.append("")
     for label, key in (("Fixed", "fixed"), ("Broken", "broken"), ("Changed status", "changed_status"), ("Changed source", "changed_source")):
         rows = result[key]
         lines.append(f"{label}: {len(rows)}")

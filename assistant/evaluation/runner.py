@@ -47,10 +47,22 @@ class LocalTarget:
         self.assistant = assistant
 
     @classmethod
-    def from_settings(cls, notify: Callable[[str], None] | None = None) -> "LocalTarget":
+    def from_settings(cls, notify: Callable[[str], None] | None = None, composer: str = "settings") -> "LocalTarget":
+        """``composer``: ``settings`` (as PHT_LLM_BASE_URL says), ``extractive`` (quotes, even when a
+        language model is set) or ``llm`` (the language model; PHT_LLM_BASE_URL must be set)."""
         from assistant.pipeline.assistant import Assistant
+        from assistant.settings import get_settings
 
-        return cls(Assistant.from_settings(notify=notify))
+        settings = get_settings()
+        if composer == "extractive":
+            settings = settings.model_copy(update={"llm_base_url": ""})
+        elif composer == "llm" and not settings.llm_base_url.strip():
+            raise TargetUnavailable(
+                "--composer llm needs a language model: set PHT_LLM_BASE_URL (and PHT_LLM_MODEL) to its OpenAI-compatible endpoint."
+            )
+        elif composer not in ("settings", "llm"):
+            raise TargetUnavailable(f"--composer is settings, extractive or llm, not {composer!r}.")
+        return cls(Assistant.from_settings(settings, notify=notify))
 
     def warm_up(self) -> None:
         self.assistant.warm_up()
@@ -71,7 +83,10 @@ class LocalTarget:
             "target": "local",
             "model": getattr(a.embeddings, "model_id", ""),
             "corpus_version": a.corpus_version,
-            "composer": getattr(a.composer, "name", type(a.composer).__name__),
+            "composer": a.composer_name,
+            "composer_detail": a.describe_composer(),
+            "prompt_version": getattr(a.composer, "prompt_version", ""),
+            "composer_outcomes": a.composed.summary(),  # over this run: written, fallbacks and why
             "thresholds": {
                 "relevance_threshold": s.relevance_threshold,
                 "relevance_weights": list(s.relevance_weights),
@@ -158,7 +173,9 @@ class HttpTarget:
             "model": h.get("model", ""),
             "corpus_version": h.get("corpus_version", ""),
             "store": h.get("store", ""),
-            "composer": None,
+            "composer": h.get("composer"),
+            "composer_detail": h.get("composer_detail", ""),
+            "composer_outcomes": h.get("composer_outcomes"),  # the server's since it started, not this run's
             "thresholds": None,  # the server's own settings; not visible from outside
         }
 
@@ -289,6 +306,8 @@ def check(case: Case, answer: dict[str, Any] | None, latency_ms: float, error: s
         timings=answer.get("timings") or {},
         triage=triage,
         answer_id=answer.get("id"),
+        composer=answer.get("composer") or "",
+        composer_note=answer.get("composer_note") or "",
         checks=checks,
         passed=not reasons,
         reasons=reasons,

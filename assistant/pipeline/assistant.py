@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -55,6 +56,7 @@ class Assistant:
     ) -> None:
         from assistant.answerability.judge import FocusAnswerability
         from assistant.compose.extractive import ExtractiveComposer
+        from assistant.compose.llm import composer_from_settings
         from assistant.grounding.support import SupportCheck
         from assistant.retrieval.hybrid import HybridRetriever, RelevanceModel
         from assistant.rewrite.followups import FollowUpRewriter
@@ -79,7 +81,9 @@ class Assistant:
         quoter = ExtractiveComposer(
             max_citations=s.top_k, citation_margin=s.citation_margin, min_relevance=s.relevance_threshold
         )
-        self.composer = composer or quoter
+        # the composer: given, else the clinic's language model when PHT_LLM_BASE_URL names one, else quotes
+        self.composer = composer or composer_from_settings(s, max_passages=s.top_k) or quoter
+        self.composed = ComposerTally()  # how the writing composers fared (/v1/health, /metrics)
         self.stages = Stages(
             embedder=embeddings,
             safety=safety
@@ -103,6 +107,7 @@ class Assistant:
             rules=rules,
             top_k=s.top_k,
             log_questions=s.log_questions,
+            on_composed=self.composed,
         )
         self.flow = Flow(self.stages)
         self._warm = threading.Lock()
@@ -162,6 +167,16 @@ class Assistant:
     @property
     def corpus_version(self) -> str:
         return getattr(self.index, "corpus_version", "") if self.index is not None else ""
+
+    @property
+    def composer_name(self) -> str:
+        """Who writes replies by default: ``extractive`` or ``llm:<model>`` (a clinic's record may name its own)."""
+        return str(getattr(self.composer, "name", type(self.composer).__name__))
+
+    def describe_composer(self) -> str:
+        """The default composer in a sentence for health and reports (a language model's host, never its key)."""
+        describe = getattr(self.composer, "describe", None)
+        return describe() if callable(describe) else "extractive: quotes the sources word for word"
 
     @property
     def model_id(self) -> str:
@@ -273,11 +288,14 @@ class Assistant:
         )
         if writes:  # a language model's sentences, shown as each passes the grounding check
             shown = ""
+            began = time.perf_counter()
             for piece in self.flow.write(turn):
                 if not shown:
+                    turn.lap("first_text", turn.started)  # from the question to the first verified sentence shown
                     yield Started(status=Status.answered, id=turn.answer_id)
                 shown += piece
                 yield Delta(text=piece)
+            turn.lap("compose", began)  # as Flow.compose records it when nothing streams
             answer = self.flow.finish(self.flow.ground(turn))
             if shown and answer.text.startswith(shown):
                 if answer.text[len(shown) :]:
@@ -299,6 +317,52 @@ class Assistant:
         turns = validate_history(history, s.max_question_chars, s.max_history_turns)
         self.warm_up()
         return Turn(question=text, history=turns, context=context or self.context, explain=explain)
+
+
+class ComposerTally:
+    """How the writing composers (language models) fared in this process, for ``/v1/health`` and
+    ``/metrics``: each reply's outcome by composer, as :meth:`Flow.write` reports it (``ok``,
+    ``dropped`` when the check dropped sentences, ``partial:<reason>`` when the writer failed after
+    its reply was shown, ``fallback:<reason>`` when the extractive reply was given instead).
+    Listeners (the API's metrics) are told of each outcome as it happens. Thread-safe.
+
+    >>> tally = ComposerTally()
+    >>> tally("llm:m", "ok"); tally("llm:m", "fallback:timeout")
+    >>> tally.summary()["fallbacks"], tally.summary()["fallback_reasons"]
+    (1, {'timeout': 1})
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: dict[tuple[str, str], int] = {}
+        self.listeners: list[Callable[[str, str], None]] = []
+
+    def __call__(self, composer: str, outcome: str) -> None:
+        with self._lock:
+            self.counts[(composer, outcome)] = self.counts.get((composer, outcome), 0) + 1
+            listeners = list(self.listeners)
+        for listener in listeners:
+            listener(composer, outcome)
+
+    def summary(self) -> dict[str, Any]:
+        """Written replies, fallbacks and why, over every writing composer of this process."""
+        with self._lock:
+            counts = dict(self.counts)
+        written = sum(n for (_, o), n in counts.items() if not o.startswith("fallback:"))
+        reasons: dict[str, int] = {}
+        for (_, outcome), n in counts.items():
+            if outcome.startswith("fallback:"):
+                reason = outcome.split(":", 1)[1]
+                reasons[reason] = reasons.get(reason, 0) + n
+        fallbacks = sum(reasons.values())
+        total = written + fallbacks
+        return {
+            "written": written,
+            "fallbacks": fallbacks,
+            "fallback_rate": round(fallbacks / total, 4) if total else 0.0,
+            "fallback_reasons": dict(sorted(reasons.items())),
+            "dropped_sentences_in": sum(n for (_, o), n in counts.items() if o == "dropped"),
+        }
 
 
 class ClinicAssistant:

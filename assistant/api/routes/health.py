@@ -36,5 +36,8 @@ async def health(request: Request, assistant: AssistantDep):
         registry=assistant.library.registry.kind,
         rate_limits=limiter.backend,
         message=" ".join(m for m in (message, degraded) if m),
+        composer=assistant.composer_name,
+        composer_detail=assistant.describe_composer(),
+        composer_outcomes=assistant.composed.summary(),
     )
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
