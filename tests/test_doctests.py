@@ -25,6 +25,8 @@ LIGHT = [
     "grounding.terms",
     "pipeline.context",
     "pipeline.validate",
+    "pipeline.writing",
+    "pipeline.assembly",
     "answerability.gate",
     "rewrite.followups",
     "errors",

@@ -36,8 +36,8 @@ class Assistant:
 
     Build one with :meth:`from_settings`; it is safe to share between threads. Any stage may be
     given in place of its default (``retriever``, ``safety``, ``rewriter``, ``scope``,
-    ``answerability``, ``composer``, ``grounding``), each meeting its contract in
-    :mod:`assistant.contracts`; ``embeddings`` is any LangChain ``Embeddings``.
+    ``answerability``, ``composer``, ``grounding``; see :mod:`assistant.pipeline.assembly`), each
+    meeting its contract in :mod:`assistant.contracts`; ``embeddings`` is any LangChain ``Embeddings``.
     """
 
     def __init__(
@@ -47,75 +47,26 @@ class Assistant:
         embeddings: Any,
         index: Any = None,
         retriever: Any = None,
-        safety: Any = None,
-        rewriter: Any = None,
-        scope: Any = None,
-        answerability: Any = None,
-        composer: Any = None,
-        grounding: Any = None,
+        **stages: Any,
     ) -> None:
-        from assistant.answerability.judge import FocusAnswerability
-        from assistant.compose.extractive import ExtractiveComposer
-        from assistant.compose.llm import composer_from_settings
-        from assistant.grounding.support import SupportCheck
-        from assistant.retrieval.hybrid import HybridRetriever, RelevanceModel
-        from assistant.rewrite.followups import FollowUpRewriter
-        from assistant.safety.rules import load_rules
-        from assistant.safety.scope import ScopeGate, ScopeWords
-        from assistant.safety.triage import RuleTriage
+        from assistant.pipeline.assembly import assemble, default_retriever
 
         if index is None and retriever is None:
             raise ValueError("an Assistant needs an index or a retriever")
-        s = self.settings = settings
+        self.settings = settings
         self.embeddings = embeddings
         self.index = index
-        self.retriever = retriever or HybridRetriever(
-            index,
-            candidates=s.candidates,
-            rrf_k=s.rrf_k,
-            detail=s.top_k + 2,
-            relevance=RelevanceModel(*s.relevance_weights),
-        )
-        rules = load_rules(s.policy_dir)
-        words = ScopeWords.load(s.policy_dir)
-        quoter = ExtractiveComposer(
-            max_citations=s.top_k, citation_margin=s.citation_margin, min_relevance=s.relevance_threshold
-        )
-        # the composer: given, else the clinic's language model when PHT_LLM_BASE_URL names one, else quotes
-        self.composer = composer or composer_from_settings(s, max_passages=s.top_k) or quoter
+        self.retriever = retriever or default_retriever(settings, index)
         self.composed = ComposerTally()  # how the writing composers fared (/v1/health, /metrics)
-        self.stages = Stages(
-            embedder=embeddings,
-            safety=safety
-            or RuleTriage(
-                embeddings,
-                rules=rules,
-                topic_examples=words.topic_examples,
-                urgent_similarity=s.urgent_exemplar_similarity,
-                clinician_similarity=s.clinician_exemplar_similarity,
-                clinician_margin=s.clinician_exemplar_margin,
-            ),
-            rewriter=rewriter or FollowUpRewriter(embeddings),
-            scope=scope or ScopeGate(embeddings, words=words, similarity=s.scope_similarity),
-            answerability=answerability
-            or FocusAnswerability(
-                threshold=s.relevance_threshold, focus_threshold=s.focus_relevance_threshold, keep=s.top_k + 2
-            ),
-            composer=self.composer,
-            quoter=quoter,
-            grounding=grounding or SupportCheck(embeddings),
-            rules=rules,
-            top_k=s.top_k,
-            log_questions=s.log_questions,
-            on_composed=self.composed,
-        )
+        self.stages = assemble(settings, embeddings, stages, on_composed=self.composed)
+        self.composer = self.stages.composer
         self.flow = Flow(self.stages)
         self._warm = threading.Lock()
         self._ready = False
         self._library: Any = None
         self.context = Context(
             retriever=self.retriever,
-            emergency_contact=s.emergency_contact,
+            emergency_contact=settings.emergency_contact,
             corpus_version=self.corpus_version,
         )
 

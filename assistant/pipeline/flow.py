@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from typing import Any
 from assistant.answer import Answer, Citation, RetrievedPassage, Status, Triage
 from assistant.contracts import ComposerFailed, Draft, GroundingResult, Judgement, Passage, Query, StreamingComposer
 from assistant.pipeline.context import Context
+from assistant.pipeline.writing import SentenceCheck, passages_match, sentences
 from assistant.safety import replies
 
 log = logging.getLogger("assistant")
@@ -177,71 +177,50 @@ class Flow:
         if not isinstance(composer, StreamingComposer):
             turn.draft = composer.compose(focus, judgement)
             return
-        citations = {c.n: c for c in composer.citations(judgement)}
-        sources = turn.context.retriever
-        wrong = [
-            c.n for c in citations.values()
-            if sources.text_at(c.source.split("#", 1)[0], c.version, c.start, c.end) != c.quote
-        ]  # fmt: skip
-        if wrong or not citations:
+        citations = composer.citations(judgement)
+        if not passages_match(citations, turn.context.retriever):
             turn.note = "extractive instead: the passages given to the writer do not match the sources"
             self._composed(composer.name, "fallback:citations")
             turn.draft = self.stages.quoter.compose(focus, judgement)
             return
-        renumber: dict[int, int] = {}
-        kept: list[str] = []
+        check = SentenceCheck(citations, self.stages.grounding)
         pending: list[str] = []
-        dropped: list[str] = []
         committed, failure = False, ""
-        check = self.stages.grounding
-
-        def verified(sentence: str) -> str | None:
-            markers = [int(m) for m in re.findall(r"\[(\d+)\]", sentence)]
-            if not markers or any(m not in citations for m in markers):
-                dropped.append("a sentence cites no passage it was given")
-                return None
-            support = check.support(sentence, [citations[m].quote for m in markers])
-            if not support.supported:
-                dropped.append(support.reason)
-                return None
-            for m in markers:
-                renumber.setdefault(m, len(renumber) + 1)
-            return re.sub(r"\[(\d+)\]", lambda x: f"[{renumber[int(x.group(1))]}]", sentence.strip())
-
         try:
-            for sentence in _sentences(composer.stream(focus, judgement)):
-                good = verified(sentence)
+            for sentence in sentences(composer.stream(focus, judgement)):
+                good = check.verify(sentence)
                 if good is None:
                     continue
-                piece = good if not kept else " " + good
-                kept.append(good)
+                piece = good if len(check.kept) == 1 else " " + good
                 if committed:
                     yield piece
-                else:
-                    pending.append(piece)
-                    if len(kept) >= self.stages.commit_after:
-                        committed = True
-                        yield from pending
+                    continue
+                pending.append(piece)
+                if len(check.kept) >= self.stages.commit_after:
+                    committed = True
+                    yield from pending
         except ComposerFailed as exc:
             failure = exc.reason
-            log.warning("the %s composer failed (%s); %s", composer.name, exc.reason, "keeping what was shown" if committed else "answering extractively")
-        total = len(kept) + len(dropped)
-        enough = bool(kept) and len(kept) >= self.stages.min_kept_share * total
-        if not committed and (failure or not enough):
-            turn.note = f"extractive instead: {failure or ('nothing it wrote was supported' if not kept else f'only {len(kept)} of {total} sentences supported')}"
+            kept = "keeping what was shown" if committed else "answering extractively"
+            log.warning("the %s composer failed (%s); %s", composer.name, exc.reason, kept)
+        if not committed and (failure or not check.enough(self.stages.min_kept_share)):
+            why = failure or (
+                "nothing it wrote was supported" if not check.kept else f"only {len(check.kept)} of {check.total} sentences supported"
+            )
+            turn.note = f"extractive instead: {why}"
             self._composed(composer.name, f"fallback:{failure or 'unsupported'}")
             turn.draft = self.stages.quoter.compose(focus, judgement)
             return
         if not committed:
             yield from pending
-        if dropped:
-            turn.note = f"{len(dropped)} of {total} sentences dropped by the grounding check"
-        self._composed(composer.name, "dropped" if dropped else ("partial:" + failure if failure else "ok"))
-        cites = [
-            citations[old].model_copy(update={"n": new}) for old, new in sorted(renumber.items(), key=lambda kv: kv[1])
-        ]
+        if check.dropped:
+            turn.note = f"{len(check.dropped)} of {check.total} sentences dropped by the grounding check"
+        self._composed(composer.name, "dropped" if check.dropped else ("partial:" + failure if failure else "ok"))
         turn.draft = Draft(
-            text=" ".join(kept), citations=cites, composer=composer.name, prompt_version=getattr(composer, "prompt_version", "")
+            text=" ".join(check.kept),
+            citations=check.kept_citations(),
+            composer=composer.name,
+            prompt_version=getattr(composer, "prompt_version", ""),
         )
 
     def _composed(self, composer: str, outcome: str) -> None:
@@ -317,33 +296,6 @@ class Flow:
         else:
             log.debug("status=%s total_ms=%s", answer.status.value, answer.timings["total"])
         return answer
-
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])(?:\s*\[\d+\])*[\"”’)\]]*\s+(?=\S)")
-
-
-def _sentences(pieces: Any) -> Any:
-    """Complete sentences from text that arrives in pieces (a sentence ends after its markers).
-    When the writer fails, a finished last sentence still counts; an unfinished one does not."""
-    buffer = ""
-    try:
-        for piece in pieces:
-            buffer += piece
-            while True:
-                m = _SENTENCE_END.search(buffer)
-                if m is None:
-                    break
-                yield buffer[: m.end()].strip()
-                buffer = buffer[m.end() :]
-    except ComposerFailed:
-        if _FINISHED.search(buffer):
-            yield buffer.strip()
-        raise
-    if buffer.strip():
-        yield buffer.strip()
-
-
-_FINISHED = re.compile(r"[.!?](?:\s*\[\d+\])*[\"”’)\]]*\s*$|\[\d+\][.!?]?\s*$")
 
 
 _ONE_ARGUMENT = inspect.Signature([inspect.Parameter("turn", inspect.Parameter.POSITIONAL_OR_KEYWORD)])
