@@ -185,6 +185,10 @@ from assistant.evaluation.cli import register as _register_eval  # noqa: E402 - 
 
 _register_eval(app)
 
+from assistant.mcp.stdio import register as _register_mcp  # noqa: E402 - mcp
+
+_register_mcp(app)
+
 
 def main() -> None:
     """Entry point: run the app, turning errors meant for people into one sentence and exit 2."""

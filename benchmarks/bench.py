@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench.py [--runs N] [--scale 1000,10000] [--no-api] [--json PATH]
     .venv/bin/python benchmarks/bench.py --only-build | --only-api | --only-scale   # one phase
+    .venv/bin/python benchmarks/bench.py --only-chat    # /v1/chat/completions against /v1/ask (chat_overhead.py)
     make bench          # 1k and 10k synthetic chunks
     make bench-scale    # adds 100k (builds a large store once; several minutes the first time)
 
@@ -17,7 +18,9 @@ In one run, on the same corpus and the same questions, for the assistant and for
    held-out paraphrases and evals/suites/answerable.jsonl;
 5. the HTTP API (``pht-assistant serve``) at 16 concurrent clients against the encoder's
    single-query rate, in rounds (median), each with a fresh server;
-6. scale: synthetic corpora (benchmarks/synthetic.py) of 1k, 10k (and 100k) chunks with precomputed
+6. the OpenAI-compatible door: /v1/chat/completions against /v1/ask at 16 clients on one server, as
+   a ratio (benchmarks/chat_overhead.py);
+7. scale: synthetic corpora (benchmarks/synthetic.py) of 1k, 10k (and 100k) chunks with precomputed
    vectors: index size on disk, load time, warm p50 / p95 and memory, each in a new process.
 
 Figures go to ``benchmarks/results/bench-<UTC>.json`` and ``.md`` (and ``latest.*``); the table is
@@ -50,6 +53,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import chat_overhead  # noqa: E402 - the OpenAI-compatible door's phase
 RESULTS = ROOT / "benchmarks" / "results"
 VENV_BIN = Path(sys.executable).parent
 CORPUS = ROOT / "corpus"
@@ -879,6 +883,10 @@ def build_report(r: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                          f"of it (rounds: {each}).")
             targets["API >= 70% of encoder rate, 0 errors"] = {"ratio": share, "errors": api["errors"],
                                                                "met": share is not None and share >= 0.7 and api["errors"] == 0}
+    if r.get("chat"):
+        chat_lines, chat_target = chat_overhead.report(r["chat"])
+        lines += ["", *chat_lines]
+        targets.update(chat_target)
     sc = r.get("scale") or []
     if sc:
         lines.append("")
@@ -1028,6 +1036,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only-api", action="store_true", help="measure the HTTP API only (with the encoder rate)")
     ap.add_argument("--only-build", action="store_true", help="measure the index builds of both stacks only")
     ap.add_argument("--api-repeat", type=int, default=3, help="API rounds, each with a fresh server (default 3)")
+    ap.add_argument("--only-chat", action="store_true", help="measure /v1/chat/completions against /v1/ask only")
+    ap.add_argument("--no-chat", action="store_true", help="skip the chat-completions overhead measurement")
     ap.add_argument("--scale-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.scale_worker:
@@ -1036,6 +1046,9 @@ def main(argv: list[str] | None = None) -> int:
         return only_build(args.runs)
     if args.only_api:
         return only_api(args.api_requests, args.api_repeat)
+    if args.only_chat:
+        return chat_overhead.only_chat(load_project, CORPUS, [q for q, _ in QUESTIONS], args.api_requests,
+                                       args.api_repeat, log)
     if args.only_scale:
         return only_scale([int(s) for s in args.scale.split(",") if s.strip()], args.passes, args.fresh_scale)
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -1058,6 +1071,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_api:
             log("API: starting pht-assistant serve on loopback")
             result["api"] = api_rounds(work, Path(result["project"]["index_dir"]), emb, args.api_requests, args.api_repeat)
+        if not args.no_chat:
+            log("chat completions: /v1/chat/completions against /v1/ask on one server")
+            result["chat"] = chat_overhead.run(work, Path(result["project"]["index_dir"]), [q for q, _ in QUESTIONS],
+                                               args.api_requests, args.api_repeat, log=log)
         sizes = [int(s) for s in args.scale.split(",") if s.strip()]
         result["scale"] = bench_scale(sizes, emb, args.passes, args.fresh_scale) if sizes else []
     result["machine"]["loadavg_end"] = list(os.getloadavg())

@@ -12,6 +12,7 @@ from assistant.settings import get_settings
 
 LIGHT = [
     "answer",
+    "reply",
     "corpus.parse",
     "corpus.topics",
     "contracts",

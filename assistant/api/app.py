@@ -15,12 +15,13 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from assistant import __version__
-from assistant.api import errors
+from assistant.api import errors, openai_compat
 from assistant.api.cors import Cors
 from assistant.api.limits import RateLimits
 from assistant.api.metrics import Metrics
-from assistant.api.routes import ask, audit, documents, feedback, health, keys, metrics, sources, widget
+from assistant.api.routes import ask, audit, chat, documents, feedback, health, keys, metrics, sources, widget
 from assistant.errors import RequestTooLarge
+from assistant.mcp import http as mcp_http
 from assistant.settings import Settings, get_settings
 
 log = logging.getLogger("assistant.api")
@@ -59,7 +60,10 @@ class BodyLimit:
                     too_big = True
                     break
         if too_big:
-            response = errors.response_for(RequestTooLarge(self.limit))
+            if scope["path"].startswith(openai_compat.PATHS):  # the OpenAI-compatible routes' own error shape
+                response = openai_compat.response_for(RequestTooLarge(self.limit))
+            else:
+                response = errors.response_for(RequestTooLarge(self.limit))
             response.headers["Connection"] = "close"
             return await response(scope, receive, send)
 
@@ -187,7 +191,8 @@ def create_app(settings: Settings | None = None, assistant: Any = None, tracing:
         tally = getattr(app.state.assistant, "composed", None)  # language-model replies and fallbacks -> /metrics
         if tally is not None:
             tally.listeners.append(app.state.metrics.observe_composed)
-        yield
+        async with app.state.mcp.running():  # /mcp's transport needs its session manager running
+            yield
         if tally is not None:
             tally.listeners.remove(app.state.metrics.observe_composed)
         library = app.state.assistant.library_if_open
@@ -215,6 +220,7 @@ def create_app(settings: Settings | None = None, assistant: Any = None, tracing:
     app.add_middleware(Cors)  # innermost of the three: preflights are counted and logged too
     app.add_middleware(Observe, metrics=app.state.metrics, state=app.state)
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
-    for module in (ask, sources, documents, keys, audit, feedback, widget, health, metrics):
+    for module in (ask, chat, sources, documents, keys, audit, feedback, widget, health, metrics):
         app.include_router(module.router)
+    app.state.mcp = mcp_http.install(app, settings)  # /mcp: the MCP server over streamable HTTP
     return app
