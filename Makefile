@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PORT ?= 8501
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install index bench bench-shared bench-scale calibrate chromium services clean
+.PHONY: run test install index bench bench-shared bench-scale bench-million calibrate chromium services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,12 @@ bench-shared: $(VENV)/.installed services
 # adds 100k chunks: builds that store once (5-10 minutes here; kept in benchmarks/results/scale/)
 bench-scale: $(VENV)/.installed-bench
 	$(BIN)/python benchmarks/bench.py --scale 1000,10000,100000
+
+# a million chunks beside 1k and 100k: the readers' arrays made once straight from the synthetic
+# corpus (its Chroma store would take hours to fill here; docs/performance.md, "A million chunks")
+bench-million: $(VENV)/.installed-bench
+	$(BIN)/python benchmarks/bench.py --only-scale --scale 1000000 --readers-only 1000000 --prepare-only
+	$(BIN)/python benchmarks/bench.py --only-scale --scale 1000,100000,1000000 --readers-only 1000000 --runs 3
 
 calibrate: install
 	$(BIN)/python benchmarks/calibrate.py --json docs/calibration.json

@@ -732,40 +732,280 @@ def folder_mb(path: Path) -> float:
     return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6, 1)
 
 
-def bench_scale(sizes: list[int], emb: Any, passes: int, fresh: bool) -> list[dict[str, Any]]:
+def scale_store(n: int, emb: Any, fresh: bool) -> tuple[Path, dict[str, Any]]:
+    """The synthetic store of ``n`` chunks, built once (kept in benchmarks/results/scale/), and
+    its derived arrays made (an untimed first open, so no measured process pays for them)."""
     import synthetic
 
-    from assistant.index.embedded import build_index, read_meta
+    from assistant.index.embedded import ChromaIndex, build_index
+
+    home = RESULTS / "scale" / f"{n}-g{synthetic.GENERATOR}"
+    built = home / "built.json"
+    if fresh or not built.exists():
+        shutil.rmtree(home, ignore_errors=True)
+        log(f"scale {n}: generating the corpus and building the store (kept in {home.relative_to(ROOT)})")
+        corpus, table = synthetic.make(n, home / "corpus", CORPUS, emb)
+        t = time.perf_counter()
+        report = build_index(home / "data", corpus, synthetic.PrecomputedEmbeddings(emb, table))
+        del table
+        built.write_text(json.dumps({"build_s": round(time.perf_counter() - t, 1), "records": report.records,
+                                     "passages": report.chunks}))
+    else:  # a store made by older code: its record brought to this layout (nothing is re-encoded)
+        build_index(home / "data", home / "corpus", emb)
+    t = time.perf_counter()
+    ChromaIndex(home / "data").close()  # derives the arrays if they are missing or stale (older code)
+    if time.perf_counter() - t > 5:
+        log(f"scale {n}: derived arrays made from the store in {time.perf_counter() - t:.0f} s (untimed)")
+    return home, json.loads(built.read_text())
+
+
+def readers_only_store(n: int, emb: Any) -> tuple[Path, dict[str, Any]]:
+    """For a size whose Chroma store takes hours to fill on this machine (1,000,000 chunks: two
+    million records at 300-500 records/s): the index record and the derived arrays made straight
+    from the synthetic corpus and its vectors, beside an empty Chroma collection. A reader of an
+    index that large searches by clusters and never opens Chroma, so opening, answering and
+    memory are what they would be over a full store; the floor (a raw Chroma query) is not
+    measured. The report says which sizes were made this way."""
+    import numpy as np
+    import synthetic
+
+    from assistant.corpus.parse import chunk_units, load_corpus
+    from assistant.index import derived
+    from assistant.index.embedded import SCHEMA, IndexMeta, _client, _collection, _write_meta
+
+    home = RESULTS / "scale" / f"{n}-g{synthetic.GENERATOR}-readers-only"
+    built = home / "built.json"
+    if not built.exists():
+        shutil.rmtree(home, ignore_errors=True)
+        log(f"scale {n}: generating the corpus and deriving the readers' arrays only (no Chroma records)")
+        corpus_dir, table = synthetic.make(n, home / "corpus", CORPUS, emb)
+        t = time.perf_counter()
+        corpus = load_corpus(corpus_dir)
+        chunks = corpus.chunks()
+        # sentences and their vectors straight into arrays (lists of floats for a million
+        # sentences would take over ten gigabytes)
+        unit_ids, units, groups, rows = [], [], [], []
+        for c in chunks:
+            for u in chunk_units(c):
+                unit_ids.append(u.id)
+                units.append(u)
+                groups.append(u.source)
+        vectors = np.zeros((len(units), 384), dtype=np.float32)
+        missing = []
+        for i, u in enumerate(units):
+            v = table.pop(u.text, None)
+            if v is None:
+                missing.append(i)
+            else:
+                vectors[i] = v
+        del table
+        if missing:  # the real corpus's sentences: the real encoder
+            vectors[missing] = np.asarray(emb.embed_documents([units[i].text for i in missing]), dtype=np.float32)
+        records = len(chunks) + len(units)
+        generation = "chroma-readers-only"
+        folder = home / "data" / generation
+        folder.mkdir(parents=True)
+        _collection(_client(folder), "pht-corpus")  # an empty store: the record's place
+        meta = IndexMeta(schema=SCHEMA, model=emb.model_id, corpus_version=corpus.version, generation=generation,
+                         collection="pht-corpus", chunks=len(chunks), records=records,
+                         built_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                         documents={d.id: {"title": d.entry.title, "version": d.version, "file": d.entry.file,
+                                           "origin": d.entry.origin, "added": d.entry.added, "reviewed_by": "",
+                                           "sections": [{"id": s.id, "title": s.title} for s in d.sections]}
+                                    for d in corpus.documents})
+        order = {d.id: i for i, d in enumerate(corpus.documents)}
+        log(f"scale {n}: {len(chunks)} passages, {len(units)} sentences read; deriving")
+        derived.write(folder, derived.derive(sorted(chunks, key=lambda c: (order[c.doc_id], c.start)),
+                                             unit_ids, units, vectors, np.array(groups),
+                                             progress=lambda m: log(f"scale {n}: {m}")),
+                      derived.identity_of(meta))
+        _write_meta(home / "data", meta)
+        built.write_text(json.dumps({"build_s": round(time.perf_counter() - t, 1), "records": records,
+                                     "passages": len(chunks), "readers_only": True}))
+    return home, json.loads(built.read_text())
+
+
+def bench_scale(sizes: list[int], emb: Any, passes: int, fresh: bool, runs: int = 3,
+                readers_only: frozenset[int] = frozenset()) -> list[dict[str, Any]]:
+    """Each size: a new process opens the store and answers (imports, open, first answer, warm
+    passes, the floor on that store, memory); then cold `pht-assistant ask` processes, the sizes
+    taken in turn ``runs`` times, so a busy neighbour slows them alike."""
+    from assistant.index.embedded import read_meta
 
     out = []
+    homes: dict[int, Path] = {}
     for n in sizes:
-        home = RESULTS / "scale" / f"{n}-g{synthetic.GENERATOR}"
-        built = home / "built.json"
-        if fresh or not built.exists():
-            shutil.rmtree(home, ignore_errors=True)
-            log(f"scale {n}: generating the corpus and building the store (kept in {home.relative_to(ROOT)})")
-            corpus, table = synthetic.make(n, home / "corpus", CORPUS, emb)
-            t = time.perf_counter()
-            report = build_index(home / "data", corpus, synthetic.PrecomputedEmbeddings(emb, table))
-            built.write_text(json.dumps({"build_s": round(time.perf_counter() - t, 1), "records": report.records,
-                                         "passages": report.chunks}))
-        info = json.loads(built.read_text())
+        home, info = readers_only_store(n, emb) if n in readers_only else scale_store(n, emb, fresh)
+        homes[n] = home
         meta = read_meta(home / "data")
         disk = folder_mb(home / "data" / meta.generation)
-        log(f"scale {n}: {info['records']} records, {disk} MB; measuring in a new process")
+        derived_mb = folder_mb(home / "data" / meta.generation / "derived")
+        log(f"scale {n}: {info['records']} records, {disk} MB ({derived_mb} MB derived); measuring in a new process")
         env = {**os.environ, "PHT_DATA_DIR": str(home / "data"), "PHT_CORPUS_DIR": str(home / "corpus")}
-        r = run_measured([sys.executable, str(Path(__file__)), "--scale-worker", "--passes", str(passes)], env, timeout=1800)
+        worker = [sys.executable, str(Path(__file__)), "--scale-worker", "--passes", str(passes)]
+        r = run_measured(worker + (["--no-floor"] if n in readers_only else []), env, timeout=3600)
         if r["code"] != 0:
             out.append({"chunks": n, "error": r["stderr"].strip()[-400:]})
             continue
         w = json.loads(r["stdout"].strip().splitlines()[-1])
         out.append({"chunks": n, "passages": info["passages"], "records": info["records"],
-                    "build_s_when_made": info["build_s"], "disk_mb": disk, **w, "peak_rss_mb": r["maxrss_mb"]})
-        log(f"scale {n}: load {w['load_s']} s, warm p50 {w['latency_ms']['p50']} ms, peak {r['maxrss_mb']} MB")
+                    "readers_only": bool(info.get("readers_only")),
+                    "build_s_when_made": info["build_s"], "disk_mb": disk, "derived_mb": derived_mb, **w,
+                    "peak_rss_mb_with_floor": r["maxrss_mb"]})
+        log(f"scale {n}: open {w['load_s']} s + first answer {w['first_answer_ms']} ms, warm p50 "
+            f"{w['latency_ms']['p50']} ms (floor {w['floor_ms'].get('p50')} ms), peak {w['serving_peak_mb']} MB")
+    ok = [s for s in out if "error" not in s]
+    cold = {s["chunks"]: [] for s in ok}
+    cli = VENV_BIN / "pht-assistant"
+    bg = Background()
+    for i in range(runs):  # cold `pht-assistant ask`, the sizes in turn
+        for s in ok:
+            home = homes[s["chunks"]]
+            env = {**os.environ, "PHT_DATA_DIR": str(home / "data"), "PHT_CORPUS_DIR": str(home / "corpus")}
+            r = run_measured([str(cli), "ask", COLD_QUESTION, "--json"], env, timeout=3600)
+            r["status"] = status_of(r["stdout"])
+            cold[s["chunks"]].append(r)
+            log(f"scale {s['chunks']}: cold ask {i + 1}/{runs}: {r['ms']:.0f} ms, peak {r['maxrss_mb']:.0f} MB -> {r['status']}")
+    cores = bg.cores()
+    for s in ok:
+        rs = [r for r in cold[s["chunks"]] if r["code"] == 0 and r["status"]]
+        s["cold_ask"] = {"runs_ms": [r["ms"] for r in rs], "median_ms": med([r["ms"] for r in rs]),
+                         "peak_rss_mb": max((r["maxrss_mb"] for r in rs), default=None),
+                         "failures": len(cold[s["chunks"]]) - len(rs), "background_cores": cores}
     return out
 
 
-def scale_worker(passes: int) -> int:
+def handbook_store(n: int, emb: Any, fresh: bool) -> Path:
+    """A synthetic clinic handbook of ``n`` Markdown sections, indexed once (precomputed vectors)."""
+    import synthetic
+
+    from assistant.index.embedded import ChromaIndex, build_index
+
+    home = RESULTS / "scale" / f"handbook-{n}-g{synthetic.HANDBOOK_GENERATOR}"
+    built = home / "built.json"
+    if fresh or not built.exists():
+        shutil.rmtree(home, ignore_errors=True)
+        log(f"handbook {n}: generating {n} Markdown sections and indexing them (kept in {home.relative_to(ROOT)})")
+        corpus, table = synthetic.make_handbook(n, home / "corpus", CORPUS, emb)
+        t = time.perf_counter()
+        report = build_index(home / "data", corpus, synthetic.PrecomputedEmbeddings(emb, table))
+        built.write_text(json.dumps({"build_s": round(time.perf_counter() - t, 1), "records": report.records,
+                                     "passages": report.chunks}))
+    ChromaIndex(home / "data").close()  # derived arrays made if missing (untimed)
+    return home
+
+
+def bench_handbook(sizes: list[int], emb: Any, runs: int, fresh: bool) -> list[dict[str, Any]]:
+    """Cold `pht-assistant ask` with PHT_CORPUS_DIR on a handbook of each size, sizes in turn."""
+    homes = {n: handbook_store(n, emb, fresh) for n in sizes}
+    cli = VENV_BIN / "pht-assistant"
+    got: dict[int, list[dict[str, Any]]] = {n: [] for n in sizes}
+    bg = Background()
+    for i in range(runs + 1):  # the first round is untimed: it fills the OS file cache
+        for n, home in homes.items():
+            env = {**os.environ, "PHT_DATA_DIR": str(home / "data"), "PHT_CORPUS_DIR": str(home / "corpus")}
+            r = run_measured([str(cli), "ask", COLD_QUESTION, "--json"], env, timeout=3600)
+            r["status"] = status_of(r["stdout"])
+            if i:
+                got[n].append(r)
+            log(f"handbook {n}: cold ask {'(untimed)' if not i else f'{i}/{runs}'}: {r['ms']:.0f} ms, "
+                f"peak {r['maxrss_mb']:.0f} MB -> {r['status']}")
+    cores = bg.cores()
+    out = []
+    for n, home in homes.items():
+        info = json.loads((home / "built.json").read_text())
+        ok = [r for r in got[n] if r["code"] == 0 and r["status"]]
+        out.append({"sections": n, **info, "runs_ms": [r["ms"] for r in ok], "median_ms": med([r["ms"] for r in ok]),
+                    "peak_rss_mb": max((r["maxrss_mb"] for r in ok), default=None),
+                    "failures": len(got[n]) - len(ok), "background_cores": cores})
+    return out
+
+
+class HashedVectors:
+    """Cheap stand-in vectors (a unit vector drawn from a hash of the text) with the real model's
+    id, for timing what an index build does besides encoding: both stacks get the same ones, so
+    the store, splitting and bookkeeping are what the build-at-scale phase compares."""
+
+    def __init__(self, model_id: str, dims: int = 384) -> None:
+        self.model_id, self.dims = model_id, dims
+
+    def _vector(self, text: str) -> list[float]:
+        import hashlib
+
+        import numpy as np
+
+        rng = np.random.default_rng(int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little"))
+        v = rng.standard_normal(self.dims)
+        return (v / np.linalg.norm(v)).tolist()
+
+    def embed_documents(self, texts: list[str], progress: Any = None) -> list[list[float]]:
+        out = [self._vector(t) for t in texts]
+        if progress:
+            progress(len(texts))
+        return out
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._vector(text)
+
+
+def build_at_scale(n: int, emb: Any) -> dict[str, Any]:
+    """Index build throughput on the ``n``-chunk synthetic corpus, both stacks, the same stand-in
+    vectors (HashedVectors): chunks/s counted in the naive stack's 500-character chunks."""
+    import chromadb
+    import naive
+    from langchain_core.embeddings import Embeddings
+
+    from assistant.corpus.parse import load_corpus
+    from assistant.index.embedded import build_index
+
+    home, _ = scale_store(n, emb, False)
+    corpus = home / "corpus"
+    texts = [(d.id, d.text) for d in load_corpus(corpus).documents]
+    vectors = HashedVectors(emb.model_id)
+
+    class NaiveVectors(Embeddings):
+        def embed_documents(self, texts: list[str]) -> list[list[float]]:
+            return vectors.embed_documents(texts)
+
+        def embed_query(self, text: str) -> list[float]:
+            return vectors.embed_query(text)
+
+    with tempfile.TemporaryDirectory(prefix="pht-bench-build-scale-", ignore_cleanup_errors=True) as tmp:
+        work = Path(tmp)
+        bg = Background()
+        log(f"build at scale {n}: the assistant (stand-in vectors)")
+        t = time.perf_counter()
+        report = build_index(work / "ours", corpus, vectors)
+        ours = time.perf_counter() - t
+        shutil.rmtree(work / "ours", ignore_errors=True)
+        log(f"build at scale {n}: assistant {ours:.0f} s; the naive stack")
+        t = time.perf_counter()
+        chunks = naive.split(texts)
+        store = naive.build(chunks, NaiveVectors(), work / "naive")
+        theirs = time.perf_counter() - t
+        del store
+        chromadb.api.client.SharedSystemClient.clear_system_cache()
+        cores = bg.cores()
+    log(f"build at scale {n}: naive {theirs:.0f} s for {len(chunks)} chunks")
+    return {"chunks": n, "naive_chunks": len(chunks), "assistant_s": round(ours, 1), "naive_s": round(theirs, 1),
+            "assistant_records": report.records, "assistant_chunks_per_s": round(len(chunks) / ours, 1),
+            "naive_chunks_per_s": round(len(chunks) / theirs, 1), "ratio": ratio(theirs, ours),
+            "background_cores": cores}
+
+
+def _memory_mb() -> dict[str, float]:
+    """This process's peak resident memory and what is resident now, split into its own memory
+    (anonymous) and pages of files it maps (the derived arrays: shared, and given back under pressure)."""
+    out = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            key, _, value = line.partition(":")
+            if key in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
+                out[key] = round(int(value.split()[0]) / 1024, 1)
+    return out
+
+
+def scale_worker(passes: int, with_floor: bool = True) -> int:
     t0 = time.perf_counter()
     from assistant import Assistant
 
@@ -773,13 +1013,36 @@ def scale_worker(passes: int) -> int:
     a = Assistant.from_settings(progress=False, notify=lambda m: None)
     a.warm_up()
     t2 = time.perf_counter()
+    a.ask(COLD_QUESTION)
+    t3 = time.perf_counter()
     for q, _ in QUESTIONS:
         a.ask(q)
     bg = Background()
     wall = [elapsed for elapsed, _ in warm_passes(a, passes)]
-    print(json.dumps({"imports_s": round(t1 - t0, 2), "load_s": round(t2 - t1, 2), "latency_ms": summary(wall),
+    warm_cores = bg.cores()
+    memory = _memory_mb()  # the serving process's figure: before the floor opens Chroma's own index
+    # The floor on this store: one query embedding plus one raw Chroma query (after the passes:
+    # it loads Chroma and its vector index into this process).
+    emb = a.embeddings
+    floor, enc = [], []
+    collection = a.index._collection if with_floor else None
+    if with_floor:
+        collection.query(query_embeddings=[emb._encode(["first query loads the index"])[0].tolist()], n_results=5)
+    for p in range(passes if with_floor else 0):
+        for i, (q, _) in enumerate(QUESTIONS):
+            t = time.perf_counter()
+            v = emb._encode([f"{q} ({p}.{i})"])[0].tolist()
+            t_enc = time.perf_counter()
+            collection.query(query_embeddings=[v], n_results=5)
+            floor.append(ms(time.perf_counter() - t))
+            enc.append(ms(t_enc - t))
+    print(json.dumps({"imports_s": round(t1 - t0, 2), "load_s": round(t2 - t1, 2), "first_answer_ms": ms(t3 - t2),
+                      "search": getattr(a.index, "search", "chroma"), "latency_ms": summary(wall),
+                      "floor_ms": summary(floor), "floor_encode_ms": summary(enc),
+                      "warm_p50_over_floor_p50": ratio(summary(wall)["p50"], summary(floor)["p50"]) if floor else None,
+                      "serving_peak_mb": memory.get("VmHWM"), "memory_mb": memory,
                       "rss_after_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                      "background_cores": bg.cores()}))
+                      "background_cores": warm_cores}))
     return 0
 
 
@@ -820,7 +1083,12 @@ def build_report(r: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         if name in c:
             rt = ratio(nv.get("median_ms"), c[name]["median_ms"])
             row(label, f_ms(c[name]["median_ms"]), f_ms(nv.get("median_ms")), x(rt))
-            targets[f"cold start {name} >= 3x faster"] = {"ratio": rt, "met": rt is not None and rt >= 3}
+            if name == "cli":
+                targets["cold `pht-assistant ask` < 1 s and >= 8x faster"] = {
+                    "ratio": rt, "value_ms": c[name]["median_ms"],
+                    "met": rt is not None and rt >= 8 and c[name]["median_ms"] < 1000}
+            else:
+                targets[f"cold start {name} >= 8x faster"] = {"ratio": rt, "met": rt is not None and rt >= 8}
     pw, nw = p["warm"]["latency_ms"], n["warm"]["latency_ms"]
     row("warm answer p50", f_ms(pw["p50"]), f_ms(nw["p50"]) + " (retrieval only)", x(ratio(nw["p50"], pw["p50"])))
     row("warm answer p95", f_ms(pw["p95"]), f_ms(nw["p95"]), x(ratio(nw["p95"], pw["p95"])))
@@ -851,8 +1119,8 @@ def build_report(r: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     lines.append(f"Floor under a warm answer (one query embedding + one raw Chroma query, n_results=5): "
                  f"p50 {f_ms(fl['encode_plus_query_ms']['p50'])} (encode {f_ms(fl['encode_ms']['p50'])}, "
                  f"query {f_ms(fl['chroma_query_ms']['p50'])}). Warm p50 / floor p50 = {x(p['warm_p50_over_floor_p50'])}.")
-    targets["warm p50 <= 1.5x floor"] = {"ratio": p["warm_p50_over_floor_p50"],
-                                         "met": p["warm_p50_over_floor_p50"] is not None and p["warm_p50_over_floor_p50"] <= 1.5}
+    targets["warm p50 <= 1.2x floor"] = {"ratio": p["warm_p50_over_floor_p50"],
+                                         "met": p["warm_p50_over_floor_p50"] is not None and p["warm_p50_over_floor_p50"] <= 1.2}
     st = p["warm"]["answered_stage_median_ms"]
     lines.append("Answered questions, stage medians: " + ", ".join(f"{k} {val} ms" for k, val in st.items()) + ".")
     lines.append("Warm p50 / p95 by status: " + "; ".join(
@@ -871,7 +1139,7 @@ def build_report(r: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         lines.append("")
         if "error" in api:
             lines.append(f"API: not measured ({api['error']}).")
-            targets["API >= 70% of encoder rate, 0 errors"] = {"met": None}
+            targets["API >= 80% of encoder rate in every round, 0 errors"] = {"met": None}
         else:
             share = api["ratio"]
             each = ", ".join(f"{v:.0%}" for v in api["ratios"])
@@ -881,8 +1149,10 @@ def build_report(r: dict[str, Any]) -> tuple[str, dict[str, Any]]:
                          f"{api['server_cpu_s_per_answer'] * 1000:.1f} ms per answer; the encoder alone, measured before each "
                          f"round: {api['encoder_single_query_per_s']} queries/s single-threaded, so the API reaches {share:.0%} "
                          f"of it (rounds: {each}).")
-            targets["API >= 70% of encoder rate, 0 errors"] = {"ratio": share, "errors": api["errors"],
-                                                               "met": share is not None and share >= 0.7 and api["errors"] == 0}
+            worst = min(api["ratios"]) if api["ratios"] else None
+            targets["API >= 80% of encoder rate in every round, 0 errors"] = {
+                "ratio": worst, "errors": api["errors"],
+                "met": worst is not None and worst >= 0.8 and api["errors"] == 0}
     if r.get("chat"):
         chat_lines, chat_target = chat_overhead.report(r["chat"])
         lines += ["", *chat_lines]
@@ -890,21 +1160,49 @@ def build_report(r: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     sc = r.get("scale") or []
     if sc:
         lines.append("")
-        lines.append("| synthetic chunks | records | disk | imports + load | warm p50 | warm p95 | peak memory |")
-        lines.append("|---|---|---|---|---|---|---|")
+        lines.append("| synthetic chunks | records | disk (derived) | search | imports + open | first answer | cold `ask` (median) "
+                     "| warm p50 / p95 | floor p50 | warm / floor | serving peak (own + mapped) |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
         for s in sc:
             if "error" in s:
-                lines.append(f"| {s['chunks']:,} | error: {s['error'][:80]} | | | | | |")
+                lines.append(f"| {s['chunks']:,} | error: {s['error'][:80]} | | | | | | | | | |")
                 continue
-            lines.append(f"| {s['chunks']:,} | {s['records']:,} | {s['disk_mb']} MB | {s['imports_s']} + {s['load_s']} s | "
-                         f"{f_ms(s['latency_ms']['p50'])} | {f_ms(s['latency_ms']['p95'])} | {s['peak_rss_mb']} MB |")
+            mem = s.get("memory_mb", {})
+            lines.append(
+                f"| {s['chunks']:,} | {s['records']:,} | {s['disk_mb']} MB ({s.get('derived_mb')} MB) | {s.get('search')} | "
+                f"{s['imports_s']} + {s['load_s']} s | {f_ms(s.get('first_answer_ms'))} | "
+                f"{f_ms((s.get('cold_ask') or {}).get('median_ms'))} | {f_ms(s['latency_ms']['p50'])} / {f_ms(s['latency_ms']['p95'])} | "
+                f"{f_ms(s['floor_ms']['p50'])} | {x(s.get('warm_p50_over_floor_p50'))} | "
+                f"{s.get('serving_peak_mb')} MB ({mem.get('RssAnon')} + {mem.get('RssFile')}) |")
         ok = [s for s in sc if "error" not in s]
         small = next((s for s in ok if s["chunks"] == 1000), None)
         big = next((s for s in ok if s["chunks"] == 100_000), None)
+        for s in (small, big):
+            if s:
+                rt = s.get("warm_p50_over_floor_p50")
+                targets[f"{s['chunks'] // 1000}k warm p50 <= 1.2x floor"] = {"ratio": rt, "met": rt is not None and rt <= 1.2}
         if small and big:
             gr = ratio(big["latency_ms"]["p50"], small["latency_ms"]["p50"])
-            lines.append(f"\n100k / 1k warm p50: {x(gr)}.")
-            targets["100k warm p50 <= 2x 1k"] = {"ratio": gr, "met": gr is not None and gr <= 2}
+            ca, cb = (small.get("cold_ask") or {}).get("median_ms"), (big.get("cold_ask") or {}).get("median_ms")
+            cr = ratio(cb, ca)
+            lines.append(f"\n100k / 1k: warm p50 {x(gr)}, cold `pht-assistant ask` {x(cr)}.")
+            targets["100k cold ask <= 3 s and <= 1.5x 1k"] = {"ratio": cr, "value_ms": cb,
+                                                               "met": cr is not None and cr <= 1.5 and cb <= 3000}
+            targets["100k serving memory <= 1 GB"] = {"value": big.get("serving_peak_mb"),
+                                                      "met": (big.get("serving_peak_mb") or 1e9) <= 1024}
+    hb = r.get("handbook") or []
+    if hb:
+        lines.append("")
+        lines.append("| handbook sections (Markdown) | records | cold `pht-assistant ask` (median) | peak memory |")
+        lines.append("|---|---|---|---|")
+        for h in hb:
+            lines.append(f"| {h['sections']:,} | {h['records']:,} | {f_ms(h['median_ms'])} | {h['peak_rss_mb']} MB |")
+        a = next((h for h in hb if h["sections"] == 1000), None)
+        b = next((h for h in hb if h["sections"] == 10_000), None)
+        if a and b:
+            hr = ratio(b["median_ms"], a["median_ms"])
+            lines.append(f"\n10,000 / 1,000 sections: cold ask {x(hr)}.")
+            targets["handbook 10k / 1k cold ask <= 1.5x"] = {"ratio": hr, "met": hr is not None and hr <= 1.5}
     lines.append("")
     bgs = {"project build": p["build"]["background_cores"], "project warm": p["warm"]["background_cores"],
            "floor": p["floor"]["background_cores"], "naive build": n["build"]["background_cores"],
@@ -924,12 +1222,18 @@ def build_report(r: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return "\n".join(lines) + "\n", targets
 
 
-def only_scale(sizes: list[int], passes: int, fresh: bool) -> int:
+def only_scale(sizes: list[int], passes: int, fresh: bool, runs: int = 3, prepare_only: bool = False,
+               readers_only: frozenset[int] = frozenset()) -> int:
     from assistant.embed.minilm import MiniLMEmbeddings
 
     emb = MiniLMEmbeddings()
+    if prepare_only:  # build the stores (and their derived arrays) now, measure later
+        for n in sizes:
+            home, info = readers_only_store(n, emb) if n in readers_only else scale_store(n, emb, fresh)
+            log(f"scale {n}: ready in {home} ({info})")
+        return 0
     bg = Background()
-    rows = bench_scale(sizes, emb, passes, fresh)
+    rows = bench_scale(sizes, emb, passes, fresh, runs, readers_only)
     result = {"date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_info(),
               "scale": rows, "background_cores": bg.cores()}
     print(json.dumps(rows, indent=2))
@@ -1029,6 +1333,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--passes", type=int, default=5, help="passes over the 20 questions when warm (default 5)")
     ap.add_argument("--scale", default="1000,10000", help="synthetic sizes, comma-separated ('' for none)")
     ap.add_argument("--fresh-scale", action="store_true", help="rebuild the cached synthetic stores")
+    ap.add_argument("--handbook", default="1000,10000",
+                    help="Markdown handbook sizes in sections for the cold-ask phase, comma-separated ('' for none)")
+    ap.add_argument("--only-handbook", action="store_true", help="the handbook cold-ask phase only")
+    ap.add_argument("--build-scale", type=int, default=0, metavar="N",
+                    help="only: index build throughput of both stacks on the N-chunk synthetic corpus (stand-in vectors)")
     ap.add_argument("--no-api", action="store_true", help="skip the HTTP API measurement")
     ap.add_argument("--api-requests", type=int, default=30, help="requests per API client per round (default 30)")
     ap.add_argument("--json", type=Path, default=None, help="where to write the figures")
@@ -1036,21 +1345,44 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only-api", action="store_true", help="measure the HTTP API only (with the encoder rate)")
     ap.add_argument("--only-build", action="store_true", help="measure the index builds of both stacks only")
     ap.add_argument("--api-repeat", type=int, default=3, help="API rounds, each with a fresh server (default 3)")
+    ap.add_argument("--prepare-only", action="store_true",
+                    help="with --only-scale: build the synthetic stores (once) and stop; 1000000 takes an hour or more")
+    ap.add_argument("--readers-only", default="",
+                    help="sizes (comma-separated) whose Chroma store is left empty: the readers' arrays only (see readers_only_store)")
     ap.add_argument("--only-chat", action="store_true", help="measure /v1/chat/completions against /v1/ask only")
     ap.add_argument("--no-chat", action="store_true", help="skip the chat-completions overhead measurement")
     ap.add_argument("--scale-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--no-floor", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.scale_worker:
-        return scale_worker(args.passes)
+        return scale_worker(args.passes, with_floor=not args.no_floor)
     if args.only_build:
         return only_build(args.runs)
     if args.only_api:
         return only_api(args.api_requests, args.api_repeat)
+    if args.build_scale:
+        from assistant.embed.minilm import MiniLMEmbeddings
+
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        row = build_at_scale(args.build_scale, MiniLMEmbeddings())
+        print(json.dumps(row, indent=1))
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"build-scale-{args.build_scale}.json").write_text(json.dumps(row, indent=1) + "\n", encoding="utf-8")
+        return 0
+    if args.only_handbook:
+        from assistant.embed.minilm import MiniLMEmbeddings
+
+        rows = bench_handbook([int(v) for v in args.handbook.split(",") if v.strip()], MiniLMEmbeddings(),
+                              max(1, args.runs), args.fresh_scale)
+        print(json.dumps(rows, indent=1))
+        return 0
     if args.only_chat:
         return chat_overhead.only_chat(load_project, CORPUS, [q for q, _ in QUESTIONS], args.api_requests,
                                        args.api_repeat, log)
     if args.only_scale:
-        return only_scale([int(s) for s in args.scale.split(",") if s.strip()], args.passes, args.fresh_scale)
+        return only_scale([int(s) for s in args.scale.split(",") if s.strip()], args.passes, args.fresh_scale,
+                          max(1, args.runs), args.prepare_only,
+                          frozenset(int(v) for v in args.readers_only.split(",") if v.strip()))
     os.environ["HF_HUB_OFFLINE"] = "1"
     runs = max(1, args.runs)
     started = time.perf_counter()
@@ -1076,7 +1408,9 @@ def main(argv: list[str] | None = None) -> int:
             result["chat"] = chat_overhead.run(work, Path(result["project"]["index_dir"]), [q for q, _ in QUESTIONS],
                                                args.api_requests, args.api_repeat, log=log)
         sizes = [int(s) for s in args.scale.split(",") if s.strip()]
-        result["scale"] = bench_scale(sizes, emb, args.passes, args.fresh_scale) if sizes else []
+        result["scale"] = bench_scale(sizes, emb, args.passes, args.fresh_scale, runs) if sizes else []
+        hb_sizes = [int(v) for v in args.handbook.split(",") if v.strip()]
+        result["handbook"] = bench_handbook(hb_sizes, emb, runs, args.fresh_scale) if hb_sizes else []
     result["machine"]["loadavg_end"] = list(os.getloadavg())
     result["seconds"] = round(time.perf_counter() - started, 1)
     table, targets = build_report(result)

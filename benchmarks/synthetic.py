@@ -101,3 +101,47 @@ def make(n: int, target: Path, real_corpus: Path, encoder: Any, seed: int = 0) -
         )
     (target / "manifest.toml").write_text("\n".join(rows), encoding="utf-8")
     return target, table
+
+
+HANDBOOK_GENERATOR = "1"  # bump when the generated handbook changes
+HANDBOOK_SECTIONS_PER_FILE = 500
+
+
+def make_handbook(n: int, target: Path, real_corpus: Path, encoder: Any, seed: int = 0) -> tuple[Path, dict[str, np.ndarray]]:
+    """A clinic's handbook: ``n`` Markdown sections (a ``##`` heading, then about 90 words in five
+    sentences) in files of 500 sections, beside the real corpus. Returns the folder and the vector
+    table for the synthetic sentences (mixed from real vectors, as :func:`make`)."""
+    rng = np.random.default_rng(seed)
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    manifest = (real_corpus / "manifest.toml").read_text(encoding="utf-8")
+    for f in real_corpus.iterdir():
+        if f.is_file() and f.name != "manifest.toml":
+            shutil.copy2(f, target / f.name)
+    words = np.array(_words(real_corpus, rng))
+    pool_texts = [s for s in re.split(r"(?<=[.!?])\s+", (real_corpus / "pht_podcast_qa.txt").read_text()) if len(s.split()) > 3]
+    pool_texts += [" ".join(rng.choice(words[:2000], size=12)) for _ in range(200)]
+    pool = np.asarray(encoder.embed_documents(pool_texts), dtype=np.float32)
+    table: dict[str, np.ndarray] = {}
+    rows = [manifest.rstrip() + "\n"]
+    for f, d in enumerate(range(0, n, HANDBOOK_SECTIONS_PER_FILE)):
+        parts = [f"# Clinic handbook, part {f + 1}\n"]
+        for i in range(d, min(n, d + HANDBOOK_SECTIONS_PER_FILE)):
+            title = " ".join(rng.choice(words, size=3)).capitalize()
+            sentences = []
+            for _ in range(5):
+                s = " ".join(rng.choice(words, size=int(rng.integers(14, 22)))).capitalize() + "."
+                a, b = rng.integers(0, len(pool), size=2)
+                v = pool[a] + 0.5 * pool[b] + rng.normal(0, 0.5 / np.sqrt(pool.shape[1]), pool.shape[1])
+                table[s] = (v / np.linalg.norm(v)).astype(np.float32)
+                sentences.append(s)
+            parts.append(f"## {title} {i + 1}\n\n{' '.join(sentences)}\n")
+        name = f"handbook-{f:03d}.md"
+        (target / name).write_text("\n".join(parts), encoding="utf-8")
+        rows.append(
+            f'[[document]]\nid = "handbook-{f:03d}"\nfile = "{name}"\ntitle = "Clinic handbook, part {f + 1}"\n'
+            f'origin = "benchmark"\nadded = "2026-11-29"\nreviewed_by = ""\n'
+        )
+    (target / "manifest.toml").write_text("\n".join(rows), encoding="utf-8")
+    return target, table

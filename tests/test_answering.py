@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from conftest import ROOT
 
@@ -14,6 +12,7 @@ from assistant.errors import (
     InvalidHistory,
     QuestionTooLong,
 )
+from assistant.index.embedded import read_meta
 
 pytestmark = pytest.mark.integration
 
@@ -86,9 +85,7 @@ def test_citations_quote_the_source_exactly(assistant):
         assert f"{c.quote} [{c.n}]" in answer.text
         assert (
             c.version
-            == json.loads((assistant.index.data_dir / "index.json").read_text())["documents"][
-                "pht-podcast-qa"
-            ]["version"]
+            == read_meta(assistant.index.data_dir).documents["pht-podcast-qa"]["version"]
         )
     assert [c.n for c in answer.citations] == list(range(1, len(answer.citations) + 1))
     scores = [c.score for c in answer.citations]

@@ -255,30 +255,3 @@ def test_readers_say_when_the_corpus_moved_on(tmp_path, embeddings):
     assert any("run `pht-assistant index`" in m for m in said)
     assert a.index.meta.corpus_version != build_index(settings.data_dir, corpus, embeddings).corpus_version
     a.close()
-
-
-def test_small_indexes_are_searched_exactly_in_memory_with_chromas_answers(built_data_dir, embeddings, monkeypatch):
-    from assistant.index import embedded as index_mod
-    from assistant.index.embedded import ChromaIndex
-
-    questions = [
-        "Can running be part of my rehab?",
-        "how do i build muscle with a sore hamstring tendon",
-        "What should I do before a marathon?",
-        "What is a good recipe for banana bread?",
-    ]
-    idx = ChromaIndex(built_data_dir)
-    through_chroma = [idx.query_units(embeddings.embed_query(q), 12) for q in questions]
-    assert idx._exact is None  # not read whole yet: Chroma answered
-    ids, vectors, _ = idx.unit_vectors()  # what the retriever's warm-up reads
-    assert idx._exact is not None and len(idx._exact[0]) == len(ids)
-    for q, chroma in zip(questions, through_chroma):
-        exact = idx.query_units(embeddings.embed_query(q), 12)
-        assert [(u.chunk_id, u.start) for u, _ in exact] == [(u.chunk_id, u.start) for u, _ in chroma]
-        assert np.allclose([s for _, s in exact], [s for _, s in chroma], atol=1e-4)
-        assert all(a >= b for (_, a), (_, b) in zip(exact, exact[1:]))
-
-    monkeypatch.setattr(index_mod, "EXACT_SEARCH_MAX_UNITS", len(ids) - 1)
-    big = ChromaIndex(built_data_dir)
-    big.unit_vectors()
-    assert big._exact is None  # too many sentences to keep: HNSW it is

@@ -276,6 +276,29 @@ def load_corpus(corpus_dir: Path) -> Corpus:
     return Corpus(root=corpus_dir, documents=documents)
 
 
+def corpus_version(corpus_dir: Path) -> str:
+    """:attr:`Corpus.version` from the manifest and the files' bytes, without parsing them (what a
+    reader checks at every start). Raises :class:`CorpusError` when the manifest or a file is
+    missing; a file that would fail to parse still gets a version (load it to find out why).
+
+    >>> from assistant.settings import PROJECT_ROOT
+    >>> corpus_version(PROJECT_ROOT / "corpus") == load_corpus(PROJECT_ROOT / "corpus").version
+    True
+    """
+    corpus_dir = Path(corpus_dir)
+    h = hashlib.sha256(f"parser={PARSER_VERSION}".encode())
+    for entry in sorted(load_manifest(corpus_dir), key=lambda e: e.id):
+        path = (corpus_dir / entry.file).resolve()
+        try:
+            data = path.read_bytes()
+        except OSError:
+            raise CorpusError(
+                f"The manifest names {entry.file} for {entry.id!r}, but there is no such file in {corpus_dir}."
+            ) from None
+        h.update(f"\x1f{entry.id}={content_version(data)}".encode())
+    return h.hexdigest()[:16]
+
+
 def load_document(corpus_dir: Path, entry: DocumentEntry) -> Document:
     path = (corpus_dir / entry.file).resolve()
     if not path.is_file():

@@ -2,7 +2,8 @@
 
 A section's title, without a label before a colon ("Q&A 2: ..."), a byline ("... by Andrea
 Camerillo", "... with Rob Jones") or a subtitle after a dash; the introduction and closing text are
-left out (they restate every section).
+left out (they restate every section). A library with more sections than a reply can list is named
+by its documents' titles instead.
 
 >>> topics_of({"d": {"sections": [{"id": "intro", "title": "Introduction"},
 ...     {"id": "qa-1", "title": "Q&A 1: Building Strength and Recovery with Rob Jones"},
@@ -28,13 +29,20 @@ def topic_name(title: str) -> str:
     return _BYLINE.sub("", name).strip()
 
 
-def topics_of(documents: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    out: list[str] = []
+MAX_TOPICS = 12  # a reply lists what it can help with; a library of thousands of sections names its documents
+
+
+def topics_of(documents: Mapping[str, Mapping[str, Any]], limit: int = MAX_TOPICS) -> list[str]:
+    """At most ``limit`` names: the sections' when there are that few, else the documents' titles."""
+    out: dict[str, None] = {}  # first occurrence order; a dict, not a list, to look up
     for doc in documents.values():
         for section in doc.get("sections", []):
             if section.get("id") in {INTRO[0], OUTRO[0]}:
                 continue
             name = topic_name(section.get("title", ""))
-            if name and name not in out:
-                out.append(name)
-    return out
+            if name:
+                out.setdefault(name, None)
+                if len(out) > limit:
+                    titles = dict.fromkeys(topic_name(d.get("title", "")) for d in documents.values())
+                    return [t for t in titles if t][:limit]
+    return list(out)

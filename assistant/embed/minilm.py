@@ -247,6 +247,43 @@ class MiniLMEmbeddings(Embeddings):
                 progress(len(batch))
         return vectors
 
+    def embed_fixed(self, texts: list[str]) -> list[list[float]]:
+        """Vectors of texts that do not change between processes (the safety and topic exemplars),
+        as :meth:`embed_documents` gives them, kept in the model cache after the first time.
+
+        The file is named by the model id, the encoder actually loaded (and its file) and a hash of
+        the texts, so new or edited exemplars, or another encoder, are encoded afresh. A cache that
+        cannot be read or written is skipped: the texts are encoded as usual.
+        """
+        import hashlib
+
+        import numpy as np
+
+        kind, model = self._model()
+        encoder_file = getattr(model, "onnx_file", None) or getattr(model, "path", None) or ""
+        key = hashlib.sha256(
+            "\x1f".join([self.model_id, kind, str(Path(str(encoder_file)).name), str(self.batch_size), *texts]).encode()
+        ).hexdigest()[:24]
+        from assistant.embed.onnx_export import cache_dir
+
+        path = cache_dir() / "fixed-vectors" / f"{key}.npy"
+        try:
+            cached = np.load(path, allow_pickle=False)
+            if cached.shape[0] == len(texts):
+                return cached.tolist()
+        except (OSError, ValueError):
+            pass
+        vectors = self.embed_documents(texts)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.asarray(vectors, dtype=np.float32), allow_pickle=False)
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.debug("exemplar vectors not cached (%s)", exc)
+        return vectors
+
     def embed_query(self, text: str) -> list[float]:
         """Encode one question; recent questions are answered from a small cache."""
         with self._cache_lock:

@@ -175,6 +175,7 @@ class OnnxEncoder:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
+        self.onnx_file = Path(onnx_file)
         self.max_seq_length = _max_seq_length(model_dir)
         tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         tok.enable_truncation(max_length=self.max_seq_length)

@@ -38,21 +38,12 @@ from assistant.corpus.parse import Chunk, Corpus, Unit, chunk_units, load_corpus
 from assistant.errors import DataFolderError, IndexBusy, IndexDamaged, IndexMissing
 
 META_NAME = "index.json"
+DOCUMENTS_NAME = "documents.json"
 LOCK_NAME = ".index.lock"
 SCHEMA = 1
 _ADD_BATCH = 256
-# Up to this many sentences, questions are matched against them exactly, in memory (0.4 ms at
-# 10,000 here against ~1.5 ms for a Chroma query); above it, through Chroma's HNSW index.
-EXACT_SEARCH_MAX_UNITS = 10_000
-
-
-def exact_nearest(vectors: np.ndarray, vector: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the ``k`` largest dot products with ``vector`` (best first, ties by row) and their values."""
-    sims = vectors @ np.asarray(vector, dtype=np.float32)
-    k = min(k, len(sims))
-    rows = np.argpartition(-sims, k - 1)[:k] if k < len(sims) else np.arange(len(sims))
-    rows = rows[np.lexsort((rows, -sims[rows]))]
-    return rows, sims[rows]
+from assistant.index import derived
+from assistant.index.derived import EXACT_SEARCH_MAX_UNITS, exact_nearest  # noqa: F401 - re-exported
 
 Progress = Callable[[int, int, str], None]
 """``progress(done, total, what)``: called as chunks are embedded."""
@@ -109,14 +100,20 @@ def check_data_dir(data_dir: Path) -> None:
         )
 
 
-def read_meta(data_dir: Path) -> IndexMeta | None:
-    """The index's record, ``None`` when there is none; raises :class:`IndexDamaged` if unreadable."""
+def read_meta(data_dir: Path, *, documents: bool = True) -> IndexMeta | None:
+    """The index's record, ``None`` when there is none; raises :class:`IndexDamaged` if unreadable.
+
+    The documents and their sections (large for a large corpus) sit in the generation's folder
+    (``documents.json``); ``documents=False`` leaves them unread (``meta.documents`` is then
+    empty): what a reader needs at start.
+    """
     check_data_dir(data_dir)
     path = Path(data_dir) / META_NAME
     if not path.exists():
         return None
     try:
-        meta = IndexMeta.from_json(json.loads(path.read_text(encoding="utf-8")))
+        data = json.loads(path.read_text(encoding="utf-8"))
+        meta = IndexMeta.from_json(data)
     except (OSError, ValueError, KeyError, TypeError):
         raise IndexDamaged(
             f"The index record {path} is damaged; rebuild it with `pht-assistant index --rebuild`."
@@ -126,15 +123,46 @@ def read_meta(data_dir: Path) -> IndexMeta | None:
             f"The index in {data_dir} was made by another version of the assistant; "
             "rebuild it with `pht-assistant index --rebuild`."
         )
+    if documents and data.get("documents_file"):
+        meta.documents = read_documents(Path(data_dir), meta)
     return meta
 
 
-def _write_meta(data_dir: Path, meta: IndexMeta) -> None:
-    tmp = data_dir / f".{META_NAME}.{uuid.uuid4().hex}.tmp"
-    tmp.write_text(json.dumps(asdict(meta), indent=2, ensure_ascii=False), encoding="utf-8")
+def read_documents(data_dir: Path, meta: IndexMeta) -> dict[str, dict[str, Any]]:
+    """The documents of the index (``{}`` when its generation folder is gone: the caller says so)."""
+    path = Path(data_dir) / meta.generation / DOCUMENTS_NAME
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError):
+        raise IndexDamaged(
+            f"The index's list of documents {path} is damaged; rebuild it with `pht-assistant index --rebuild`."
+        ) from None
+
+
+def _record_has_documents(data_dir: Path) -> bool:
+    """The index record still holds the documents itself (written by an older version)."""
+    try:
+        with open(Path(data_dir) / META_NAME, encoding="utf-8") as fh:
+            return '"documents_file"' not in fh.read()
+    except OSError:
+        return False
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    tmp.write_text(text, encoding="utf-8")
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
-    os.replace(tmp, data_dir / META_NAME)
+    os.replace(tmp, path)
+
+
+def _write_meta(data_dir: Path, meta: IndexMeta) -> None:
+    # the documents go beside the store they describe; the record itself stays small
+    _write_atomic(data_dir / meta.generation / DOCUMENTS_NAME, json.dumps(meta.documents, ensure_ascii=False))
+    record = {**asdict(meta), "documents": {}, "documents_file": DOCUMENTS_NAME}
+    _write_atomic(data_dir / META_NAME, json.dumps(record, indent=2, ensure_ascii=False))
 
 
 def _client(path: Path):
@@ -225,6 +253,20 @@ def chunk_from_record(text: str, meta: dict[str, Any]) -> Chunk:
     )
 
 
+def get_all(collection: Any, where: dict[str, Any], include: list[str], page: int = 5000) -> dict[str, list]:
+    """Every matching record, read in pages (one large read exceeds SQLite's variable limit)."""
+    out: dict[str, list] = {"ids": [], **{key: [] for key in include}}
+    offset = 0
+    while True:
+        got = collection.get(where=where, include=include, limit=page, offset=offset)
+        out["ids"].extend(got["ids"])
+        for key in include:
+            out[key].extend(got[key])
+        if len(got["ids"]) < page:
+            return out
+        offset += page
+
+
 @contextlib.contextmanager
 def writer_lock(data_dir: Path, timeout: float = 0.0) -> Iterator[None]:
     """Hold the one-writer lock, or raise :class:`IndexBusy` after ``timeout`` seconds."""
@@ -292,6 +334,8 @@ def build_index(
             say(reason)
 
         if meta and meta.corpus_version == corpus.version and meta.records == len(records):
+            if _record_has_documents(data_dir):
+                _write_meta(data_dir, meta)  # an older layout: the documents move beside the store
             return BuildReport(
                 chunks=len(all_chunks),
                 records=len(records),
@@ -307,7 +351,11 @@ def build_index(
         generation = f"chroma-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
         staging = data_dir / generation
         if meta:
-            shutil.copytree(data_dir / meta.generation, staging)
+            # the store only: derived data belongs to the generation it was made from
+            shutil.copytree(
+                data_dir / meta.generation, staging,
+                ignore=shutil.ignore_patterns(derived.FOLDER, ".derived-*", derived.LOCK, DOCUMENTS_NAME),
+            )
         client = _client(staging)
         try:
             col = _collection(client, collection)
@@ -317,6 +365,11 @@ def build_index(
             for i in range(0, len(stale), _ADD_BATCH):
                 col.delete(ids=stale[i : i + _ADD_BATCH])
             done = 0
+            # every sentence's vector, for the derived arrays: the new ones as they are encoded,
+            # the unchanged ones from the previous generation's arrays (or the store)
+            unit_records = [r for r in records.values() if r.meta["kind"] == "unit"]
+            unit_pos = {r.id: i for i, r in enumerate(unit_records)}
+            unit_vecs: np.ndarray | None = None
             if fresh and hasattr(embeddings, "warm_up"):
                 if not getattr(embeddings, "is_loaded", True):
                     say("Loading the embedding model (takes a few seconds, once per process).")
@@ -351,6 +404,13 @@ def build_index(
                     documents=[r.text for r in batch],
                     metadatas=[r.meta for r in batch],
                 )
+                # the vectors as the store keeps them (it normalises them: the last bit can move)
+                batch_units = [r.id for r in batch if r.meta["kind"] == "unit"]
+                stored = col.get(ids=batch_units, include=["embeddings"]) if batch_units else {"ids": [], "embeddings": []}
+                for i, v in zip(stored["ids"], stored["embeddings"]):
+                    if unit_vecs is None:
+                        unit_vecs = np.zeros((len(unit_records), len(v)), dtype=np.float32)
+                    unit_vecs[unit_pos[i]] = np.asarray(v, dtype=np.float32)
             for i in range(0, len(passages), _ADD_BATCH):
                 batch = passages[i : i + _ADD_BATCH]
                 vectors = []
@@ -368,6 +428,41 @@ def build_index(
                     "The new index did not hold every passage; the previous index is still in use. "
                     "Run `pht-assistant index --rebuild`."
                 )
+            documents = {d.id: {} for d in corpus.documents}
+            staged_meta = IndexMeta(
+                schema=SCHEMA, model=model, corpus_version=corpus.version, generation=generation,
+                collection=collection, chunks=len(all_chunks), records=len(records), built_at="",
+                documents=documents,
+            )
+            if progress:
+                progress(len(to_encode), len(to_encode), "preparing")
+            # what readers map instead of reading the store (assistant.index.derived)
+            previous = derived.open_checked(data_dir / meta.generation, meta) if meta else None
+            unit_vecs = _unchanged_vectors(unit_vecs, unit_records, {r.id for r in fresh}, col, previous)
+            # the sentences in the order the store keeps them: those kept from the previous
+            # generation in their order, then the new ones in the order they were added
+            fresh_ids = {r.id for r in fresh}
+            if meta is None:
+                kept: list[str] = []
+            elif previous is not None:
+                kept = [i for i in derived.store_order(previous) if i in unit_pos and i not in fresh_ids]
+            else:
+                kept = [i for i in get_all(col, {"kind": "unit"}, [])["ids"] if i not in fresh_ids]
+            order = [unit_pos[i] for i in kept] + [unit_pos[r.id] for r in fresh_units]
+            unit_records = [unit_records[i] for i in order]
+            unit_vecs = unit_vecs[order] if len(order) else unit_vecs
+            reading_order = {d.id: i for i, d in enumerate(corpus.documents)}
+            derived.write(
+                staging,
+                derived.derive(
+                    sorted(all_chunks, key=lambda c: (reading_order.get(c.doc_id, len(reading_order)), c.start)),
+                    [r.id for r in unit_records],
+                    [unit_from_record(r.text, r.meta) for r in unit_records],
+                    unit_vecs,
+                    np.array([r.meta["source"] for r in unit_records]),
+                ),
+                derived.identity_of(staged_meta),
+            )
         except BaseException:
             with contextlib.suppress(Exception):
                 client.close()
@@ -418,6 +513,38 @@ def build_index(
         )
 
 
+def _unchanged_vectors(
+    vecs: np.ndarray | None, unit_records: list[_Record], fresh: set[str], col: Any, old: Any,
+) -> np.ndarray:
+    """``vecs`` with the rows of sentences that were not encoded in this build filled in: from
+    the previous generation's derived arrays when they are whole, else read from the store."""
+    missing = [i for i, r in enumerate(unit_records) if r.id not in fresh]
+    if not missing:
+        return vecs if vecs is not None else np.zeros((0, 1), dtype=np.float32)
+    if old is not None and old.unit_count:
+        ids = old.array("unit_ids_sorted")
+        want = np.array([unit_records[i].id for i in missing], dtype=ids.dtype)
+        at = np.minimum(np.searchsorted(ids, want), len(ids) - 1)
+        found = ids[at] == want
+        rows = np.asarray(old.array("unit_ids_rows"))[at]
+        source = old.array("unit_vectors")
+        if vecs is None:
+            vecs = np.zeros((len(unit_records), source.shape[1]), dtype=np.float32)
+        take = np.array(missing)[found]
+        vecs[take] = source[rows[found]]
+        missing = np.array(missing)[~found].tolist()
+    for i in range(0, len(missing), _ADD_BATCH):
+        part = missing[i : i + _ADD_BATCH]
+        got = col.get(ids=[unit_records[j].id for j in part], include=["embeddings"])
+        by_id = dict(zip(got["ids"], got["embeddings"]))
+        for j in part:
+            v = np.asarray(by_id[unit_records[j].id], dtype=np.float32)
+            if vecs is None:
+                vecs = np.zeros((len(unit_records), len(v)), dtype=np.float32)
+            vecs[j] = v
+    return vecs
+
+
 def _remove_old_generations(data_dir: Path, keep: set[str | None]) -> None:
     """Drop generations other than the live one and the one before (a reader may still use it)."""
     for path in data_dir.glob("chroma-*"):
@@ -425,16 +552,22 @@ def _remove_old_generations(data_dir: Path, keep: set[str | None]) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 class ChromaIndex:
     """Read-only access to a built index: vector queries and the stored passages.
 
-    Readers never write: opening checks the record, counts the passages and runs one query,
-    all within ``check_timeout`` seconds, so a damaged index is reported instead of hanging.
+    Readers never write the store. Opening checks the record and the store's file, and maps the
+    arrays derived from the store when the index was built (:mod:`assistant.index.derived`;
+    derived again from the store when they are missing or stale). Chroma itself is opened only
+    when it is needed (an index without usable derived data), with a check that runs within
+    ``check_timeout`` seconds, so a damaged index is reported instead of hanging.
     """
 
     def __init__(self, data_dir: Path, *, collection: str = "pht-corpus", check_timeout: float = 30.0):
         self.data_dir = Path(data_dir)
-        meta = read_meta(self.data_dir)
+        meta = read_meta(self.data_dir, documents=False)
         if meta is None:
             raise IndexMissing(
                 f"There is no index in {self.data_dir} yet; build it with `pht-assistant index`."
@@ -444,14 +577,53 @@ class ChromaIndex:
                 f"The index in {self.data_dir} holds no collection {collection!r}; "
                 "build it with `pht-assistant index`."
             )
-        self.meta = meta
-        folder = self.data_dir / meta.generation
+        self._meta = meta
+        self._documents_read = False
+        self._folder = folder = self.data_dir / meta.generation
         if not folder.is_dir():
             raise IndexDamaged(
                 f"The index folder {folder} is missing; rebuild it with `pht-assistant index --rebuild`."
             )
-        self._client, self._collection = self._open_checked(folder, collection, meta, check_timeout)
+        self._check_timeout = check_timeout
+        self._collection_name = collection
+        self._chroma_lock = threading.Lock()
         self._init_caches()
+        try:
+            with open(folder / "chroma.sqlite3", "rb") as fh:
+                header = fh.read(len(_SQLITE_HEADER))
+        except OSError:
+            header = b""
+        if header != _SQLITE_HEADER:
+            raise IndexDamaged(
+                f"The index in {folder.parent} could not be read (its store file is damaged); "
+                "rebuild it with `pht-assistant index --rebuild`."
+            )
+        self._derived = derived.ensure(folder, meta, lambda: self._collection, documents=lambda: self.meta.documents)
+
+    def __getattr__(self, name: str) -> Any:
+        # Chroma opens on first use: a reader whose derived arrays answer never imports it.
+        if name in ("_collection", "_client") and "_chroma_lock" in self.__dict__:
+            with self._chroma_lock:
+                if "_collection" not in self.__dict__:
+                    client, col = self._open_checked(self._folder, self._collection_name, self._meta, self._check_timeout)
+                    self.__dict__["_client"], self.__dict__["_collection"] = client, col
+            return self.__dict__[name]
+        raise AttributeError(name)
+
+    @property
+    def meta(self) -> IndexMeta:
+        """The index's record; its documents are read on first use (large for a large corpus)."""
+        meta = self._meta
+        if not self.__dict__.get("_documents_read", True):
+            with self._records_lock:
+                if not self._documents_read:
+                    meta.documents = read_documents(self.data_dir, meta) or meta.documents
+                    self._documents_read = True
+        return meta
+
+    @meta.setter
+    def meta(self, value: IndexMeta) -> None:
+        self._meta = value
 
     @classmethod
     def over_collection(cls, collection: Any, meta: IndexMeta) -> "ChromaIndex":
@@ -466,11 +638,11 @@ class ChromaIndex:
 
     def _init_caches(self) -> None:
         """What has been read, kept (also for a Chroma server's collection: store.open_server_index)."""
+        self._derived: derived.Derived | None = None
         self._records: list[Chunk] | None = None
         self._units: dict[str, list[tuple[Unit, np.ndarray]]] = {}
         self._unit_map: dict[str, Unit] | None = None
-        self._exact: tuple[list[Unit], np.ndarray] | None = None  # small indexes: every unit's vector
-        self._records_lock = threading.Lock()
+        self._records_lock = threading.RLock()
 
     @staticmethod
     def _open_checked(folder: Path, collection: str, meta: IndexMeta, timeout: float):
@@ -512,37 +684,50 @@ class ChromaIndex:
 
     @property
     def corpus_version(self) -> str:
-        return self.meta.corpus_version
+        return self._meta.corpus_version
+
+    @property
+    def derived(self) -> derived.Derived | None:
+        """The arrays derived from the store (None for a Chroma server's collection)."""
+        return self._derived
+
+    @property
+    def search(self) -> str:
+        """How questions are matched to sentences: ``exact``, ``ivf`` (derived arrays) or ``chroma``."""
+        return self._derived.search if self._derived is not None else "chroma"
 
     def count(self) -> int:
+        if self._derived is not None:
+            return self._meta.records
         return self._collection.count()
 
     def query_units(self, vector: list[float], k: int) -> list[tuple[Unit, float]]:
         """The ``k`` nearest sentences with their cosine similarity.
 
-        Chroma's filtered search takes time in proportion to the records the filter matches, and
-        fetching metadata costs more than the search itself. So the query asks for ids and
-        distances only, without a filter, for more neighbours than needed; the sentences among
-        them (kept in memory once read) are the answer. Passages' vectors sit among them.
+        From the derived arrays: exactly for a small index, through the nearest clusters for a
+        large one. Without them (a Chroma server's collection): Chroma's filtered search takes
+        time in proportion to the records the filter matches, and fetching metadata costs more
+        than the search itself, so the query asks for ids and distances only, without a filter,
+        for more neighbours than needed; the sentences among them (kept in memory once read)
+        are the answer. Passages' vectors sit among them.
         """
-        exact = self._exact
-        if exact is not None:  # a small index, read whole by unit_vectors(): exact and in memory
-            table, vectors = exact
-            rows, sims = exact_nearest(vectors, vector, max(1, k))
-            return [(table[r], float(v)) for r, v in zip(rows, sims)]
+        if self._derived is not None:
+            if self._derived.unit_count == 0:
+                return []
+            return self._derived.nearest(vector, max(1, k))
         units = self._unit_table()
         if not units:
             return []
         k = max(1, min(k, len(units)))
-        n = min(self.meta.records, 2 * k + 8)
+        n = min(self._meta.records, 2 * k + 8)
         while True:
             res = self._collection.query(query_embeddings=[vector], n_results=n, include=["distances"])
             hits = [
                 (units[i], 1.0 - float(d)) for i, d in zip(res["ids"][0], res["distances"][0]) if i in units
             ]
-            if len(hits) >= k or n >= self.meta.records:
+            if len(hits) >= k or n >= self._meta.records:
                 return hits[:k]
-            n = min(self.meta.records, n * 4)
+            n = min(self._meta.records, n * 4)
 
     def _unit_table(self, got: dict[str, Any] | None = None) -> dict[str, Unit]:
         """Every unit by id (read once, then kept)."""
@@ -556,34 +741,30 @@ class ChromaIndex:
             return self._unit_map
 
     def _get_all(self, where: dict[str, Any], include: list[str], page: int = 5000) -> dict[str, list]:
-        """Every matching record, read in pages (one large read exceeds SQLite's variable limit)."""
-        out: dict[str, list] = {"ids": [], **{key: [] for key in include}}
-        offset = 0
-        while True:
-            got = self._collection.get(where=where, include=include, limit=page, offset=offset)
-            out["ids"].extend(got["ids"])
-            for key in include:
-                out[key].extend(got[key])
-            if len(got["ids"]) < page:
-                return out
-            offset += page
+        return get_all(self._collection, where, include, page)
 
     def unit_vectors(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ids, vectors, section keys) of every unit, for corpus-wide statistics."""
+        d = self._derived
+        if d is not None:
+            rows = range(d.unit_count)
+            cols = d.array("unit_cols")
+            ids = np.array([f"{d.array('chunk_id_by_row')[cols[r, 0]].decode()}:{cols[r, 2]}" for r in rows])
+            groups = np.array([d.pool[g] for g in cols[:, 1].tolist()])
+            return ids, np.asarray(d.array("unit_vectors")), groups
         got = self._get_all({"kind": "unit"}, ["embeddings", "metadatas", "documents"])
         self._unit_table(got)
         ids = np.array(got["ids"])
         vectors = np.asarray(got["embeddings"], dtype=np.float32).reshape(len(ids), -1 if len(ids) else 0)
         groups = np.array([m["source"] for m in got["metadatas"]])
-        # Only an embedded store: a Chroma server's collection is asked every time (it is what the
-        # workers share, and a question while it is away must fail as such, with 503).
-        if self._client is not None and 0 < len(ids) <= EXACT_SEARCH_MAX_UNITS:
-            table = self._unit_table()
-            self._exact = ([table[i] for i in got["ids"]], np.ascontiguousarray(vectors))
         return ids, vectors, groups
 
     def units_of(self, chunk_id: str) -> list[tuple[Unit, np.ndarray]]:
         """The units of one passage with their vectors, in text order (kept once read)."""
+        d = self._derived
+        if d is not None:
+            row = derived.ChunkPositions(d).get(chunk_id)
+            return [] if row is None else d.units_of_row(row)
         with self._records_lock:
             cached = self._units.get(chunk_id)
         if cached is not None:
@@ -606,6 +787,9 @@ class ChromaIndex:
         """Every stored passage, in document order (read once, then kept)."""
         with self._records_lock:
             if self._records is None:
+                if self._derived is not None:
+                    self._records = list(derived.ChunkTable(self._derived))
+                    return self._records
                 got = self._get_all({"kind": "chunk"}, ["documents", "metadatas"])
                 chunks = [chunk_from_record(d, m) for d, m in zip(got["documents"], got["metadatas"])]
                 order = list(self.meta.documents)
@@ -616,5 +800,7 @@ class ChromaIndex:
             return self._records
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._client.close()
+        client = self.__dict__.get("_client")
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()

@@ -34,7 +34,7 @@ def open_index(
         from assistant.index.store import open_server_index
 
         return open_server_index(settings)
-    meta = read_meta(settings.data_dir)
+    meta = read_meta(settings.data_dir, documents=False)  # the record only: the documents can be large
     if meta is None or meta.model != model_id_of(embeddings):
         if meta is None:
             say(f"No index in {settings.data_dir} yet: building it from {settings.corpus_dir} (once).")
@@ -46,10 +46,12 @@ def open_index(
 
 def _hint_if_corpus_changed(settings: Settings, indexed_version: str, say: Callable[[str], None]) -> None:
     """Readers answer from the index as built; say so when the corpus folder has moved on."""
-    from assistant.corpus.parse import load_corpus
+    from assistant.corpus.parse import corpus_version, load_corpus
     from assistant.errors import CorpusError
 
     try:
+        if corpus_version(settings.corpus_dir) == indexed_version:
+            return  # the files the index was built from: nothing to parse
         current = load_corpus(settings.corpus_dir).version
     except CorpusError as exc:
         say(f"Answering from the existing index; the corpus folder has a problem: {exc}")

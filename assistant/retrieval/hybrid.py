@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 import re
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from assistant.contracts import Passage, Query
 from assistant.corpus.parse import INTRO, OUTRO, Chunk, Unit
 from assistant.index.embedded import ChromaIndex
 from assistant.retrieval.lexical import Speller, clippings, known_form
+from assistant.retrieval.prepare import HUB_NEIGHBOURS, HUB_SAMPLE, Bm25Scores, TermSets, hubness, lexical_arrays
 from assistant.retrieval.terms import STOPWORDS, content_terms, generic_stems, stems, terms_of, words
 from assistant.retrieval.vocabulary import vocabulary
 from assistant.settings import CALIBRATED_RELEVANCE
@@ -58,9 +58,9 @@ class HybridRetriever:
     The retriever stage (:class:`assistant.contracts.Retriever`) and the :class:`~assistant.contracts.Sources`
     it searches."""
 
-    HUB_NEIGHBOURS = 8
+    HUB_NEIGHBOURS = HUB_NEIGHBOURS
     HUB_WEIGHT = 1.0
-    HUB_SAMPLE = 4096
+    HUB_SAMPLE = HUB_SAMPLE
 
     def __init__(
         self,
@@ -85,56 +85,66 @@ class HybridRetriever:
     # -- set-up, once ------------------------------------------------------------------------
 
     def warm_up(self) -> None:
+        """Make the passage table, BM25, the speller, framing and hubness ready.
+
+        An index with derived arrays (assistant.index.derived: worked out when the index was
+        built) is only mapped here; any other store (a clinic's collection, a Chroma server) has
+        the same arrays worked out in memory by the same functions (assistant.retrieval.prepare).
+        """
         with self._lock:
             if self._ready:
                 return
-            import bm25s
-
-            self._chunks = self.index.records()
-            self._chunk_pos = {c.id: i for i, c in enumerate(self._chunks)}
-            self._by_doc: dict[str, list[Chunk]] = {}
-            for c in self._chunks:
-                self._by_doc.setdefault(c.doc_id, []).append(c)
-            headed = {d for d, cs in self._by_doc.items() if any(not _outside(c) for c in cs)}
-            # framing text: a document's introduction or closing paragraph, beside its headed
-            # sections (a document without headings is all intro, and that is its content)
-            self._framing = [_outside(c) and c.doc_id in headed for c in self._chunks]
-            texts = [words(f"{c.section_title} {c.text}") for c in self._chunks]
-            tokens = [terms_of(w) for w in texts]
-            self._speller = _speller(texts)
-            self._chunk_terms = [set(t) for t in tokens]
-            self._vocabulary = sorted(set().union(*self._chunk_terms))
+            derived = getattr(self.index, "derived", None)
+            if derived is not None:
+                self._from_derived(derived)
+            else:
+                self._in_memory()
             self._vocabulary_set = frozenset(self._vocabulary)
-            self._bm25 = bm25s.BM25()
-            self._bm25.index([t or [""] for t in tokens], show_progress=False)
-            self._hub = self._hubness()
             self._ready = True
+
+    def _from_derived(self, d) -> None:
+        from assistant.index.derived import ByDocument, ChunkPositions, ChunkTable, HubTable
+
+        self._chunks = ChunkTable(d)
+        self._chunk_pos = ChunkPositions(d)
+        self._by_doc = ByDocument(d, self._chunks)
+        self._framing = d.array("framing")
+        self._vocabulary = d.data["vocabulary"]
+        self._speller = _speller_from_counts(d.data["speller_counts"])
+        self._bm25 = _Lexical(
+            Bm25Scores(d.array("bm25_data"), d.array("bm25_indices"), d.array("bm25_indptr"),
+                       d.data["bm25_docs"], d.array("bm25_col")),
+            self._vocabulary,
+        )
+        self._chunk_terms = TermSets(d.array("chunk_terms_ptr"), d.array("chunk_terms_ids"), self._vocabulary)
+        self._hub = HubTable(d)
+
+    def _in_memory(self) -> None:
+        self._chunks = self.index.records()
+        self._chunk_pos = {c.id: i for i, c in enumerate(self._chunks)}
+        self._by_doc: dict[str, list[Chunk]] = {}
+        for c in self._chunks:
+            self._by_doc.setdefault(c.doc_id, []).append(c)
+        headed = {d for d, cs in self._by_doc.items() if any(not _outside(c) for c in cs)}
+        # framing text: a document's introduction or closing paragraph, beside its headed
+        # sections (a document without headings is all intro, and that is its content)
+        self._framing = [_outside(c) and c.doc_id in headed for c in self._chunks]
+        lexical = lexical_arrays([words(f"{c.section_title} {c.text}") for c in self._chunks], terms_of)
+        self._vocabulary = lexical["vocabulary"]
+        self._speller = _speller_from_counts(lexical["speller_counts"])
+        self._bm25 = _Lexical(
+            Bm25Scores(lexical["bm25_data"], lexical["bm25_indices"], lexical["bm25_indptr"],
+                       lexical["bm25_docs"], lexical["bm25_col"]),
+            self._vocabulary,
+        )
+        self._chunk_terms = TermSets(lexical["chunk_terms_ptr"], lexical["chunk_terms_ids"], self._vocabulary)
+        self._hub = self._hubness()
 
     def _hubness(self) -> dict[str, float]:
         """Each unit's mean similarity to its nearest units in *other* sections."""
         ids, vectors, groups = self.index.unit_vectors()
-        if len(ids) == 0:
-            return {}
-        rng = np.random.default_rng(0)
-        ref = (
-            np.arange(len(ids))
-            if len(ids) <= self.HUB_SAMPLE
-            else rng.choice(len(ids), self.HUB_SAMPLE, replace=False)
-        )
-        ref_vecs, ref_groups = vectors[ref], groups[ref]
-        hub: dict[str, float] = {}
-        k = min(self.HUB_NEIGHBOURS, len(ref))
-        for start in range(0, len(ids), 1024):
-            block = slice(start, start + 1024)
-            sims = vectors[block] @ ref_vecs.T
-            sims[groups[block, None] == ref_groups[None, :]] = -np.inf  # same section: not a neighbour
-            top = np.sort(sims, axis=1)[:, -k:]
-            top[~np.isfinite(top)] = np.nan
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # a unit with no neighbours at all
-                means = np.nan_to_num(np.nanmean(top, axis=1), nan=0.0)
-            hub.update(zip(ids[block].tolist(), means.tolist(), strict=True))
-        return hub
+        values = hubness(ids, vectors, groups, self.HUB_NEIGHBOURS, self.HUB_SAMPLE)
+        return dict(zip(np.asarray(ids).tolist(), values.tolist(), strict=True))
 
     # -- per question --------------------------------------------------------------------------
 
@@ -296,16 +306,24 @@ class HybridRetriever:
         return hits
 
 
-def _speller(texts: list[list[str]]) -> Speller:
-    """A speller over the words of the passages, the stopwords (preferred) and the domain's words."""
-    counts: dict[str, int] = {}
-    for tokens in texts:
-        for w in tokens:
-            if w.isalpha():
-                counts[w] = counts.get(w, 0) + 1
+def _speller_from_counts(counts: dict[str, int]) -> Speller:
+    """A speller over the words of the passages (``counts``: how often each is used), the
+    stopwords (preferred) and the domain's words."""
+    counts = dict(counts)
     for w in (*vocabulary().domain_generic, *clippings()):
         counts.setdefault(w, 1)
     return Speller(counts, preferred=STOPWORDS)
+
+
+class _Lexical:
+    """BM25 scores for a question's terms (the passages' precomputed scores, by vocabulary position)."""
+
+    def __init__(self, scores: Bm25Scores, vocabulary: list[str]) -> None:
+        self._scores = scores
+        self._position = {t: i for i, t in enumerate(vocabulary)}
+
+    def get_scores(self, terms: list[str]) -> np.ndarray:
+        return self._scores.get_scores(terms, self._position)
 
 
 def _outside(chunk: Chunk) -> bool:

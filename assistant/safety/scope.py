@@ -117,7 +117,9 @@ class ScopeGate:
             import numpy as np
 
             on, off = list(self.words.topic_examples), list(self.words.off_topic_examples)
-            vectors = np.asarray(self.embedder.embed_documents(on + off), dtype=np.float32)
+            # fixed texts: their vectors are kept in the model cache (embed_fixed), not encoded per start
+            embed = getattr(self.embedder, "embed_fixed", self.embedder.embed_documents)
+            vectors = np.asarray(embed(on + off), dtype=np.float32)
             self._off = vectors[len(on) :]
             self._examples = vectors[: len(on)]
 

@@ -145,7 +145,9 @@ class RuleTriage:
 
     def warm_up(self) -> None:
         if self._examples is None:
-            self._examples = ExampleTriage(self.embedder.embed_documents, self.rules, self.topic_examples)
+            # fixed texts: their vectors are kept in the model cache (embed_fixed), not encoded per start
+            embed = getattr(self.embedder, "embed_fixed", self.embedder.embed_documents)
+            self._examples = ExampleTriage(embed, self.rules, self.topic_examples)
 
     @property
     def examples(self) -> ExampleTriage:
