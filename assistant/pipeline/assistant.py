@@ -217,7 +217,7 @@ class Assistant:
         pair. Raises a :class:`~assistant.errors.InvalidQuestion` (a ``ValueError``) whose
         message says what to change.
         """
-        return self.flow.chain.invoke(self._turn(question, history, explain, context))
+        return self.flow.run(self._turn(question, history, explain, context))
 
     def stream(
         self,
@@ -230,7 +230,7 @@ class Assistant:
         """The reply as it is written: :class:`Started` (status and id), :class:`Delta` pieces of
         text (joined, they are ``answer.text``, notice included), then :class:`Done` with the whole
         :class:`Answer`. Bad input raises before the first event, as :meth:`ask` does."""
-        turn = self.flow.prepare.invoke(self._turn(question, history, explain, context))
+        turn = self.flow.run_prepare(self._turn(question, history, explain, context))
         writes = (
             turn.answer is None
             and turn.judgement is not None
@@ -256,7 +256,7 @@ class Assistant:
             if shown:  # cannot happen with verified sentences; never leave a reader with unchecked text
                 raise RuntimeError("a streamed reply changed after it was shown")
         else:
-            answer = self.flow.respond.invoke(turn)
+            answer = self.flow.run_respond(turn)
         yield Started(status=answer.status, id=answer.id)
         for piece in text_pieces(answer.text):
             yield Delta(text=piece)
