@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -14,7 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from assistant.clinics.registry import Clinic
+from assistant.clinics.registry import Clinic, read_with_key
 from assistant.errors import NotAllowed, NotAuthenticated, RateLimited, RequestTimedOut
 from assistant.settings import Settings
 
@@ -25,7 +23,9 @@ _bearer = HTTPBearer(auto_error=False, description="A clinic's key: `Authorizati
 
 # The dependencies are coroutines: FastAPI runs a plain function dependency in the thread pool, a
 # thread hand-off per dependency per request; these only read state (the key check: one SQLite read
-# of tens of microseconds that never waits for a writer), so they run on the event loop.
+# of tens of microseconds that never waits for a writer), so they run on the event loop. A key check
+# on a PostgreSQL server is a network round trip: that one goes to a thread. The rate limit is
+# counted with an asyncio client (Redis) or in memory (assistant/api/limits.py): on the loop either way.
 
 
 async def get_settings(request: Request) -> Settings:
@@ -34,25 +34,6 @@ async def get_settings(request: Request) -> Settings:
 
 async def get_assistant(request: Request) -> Any:
     return request.app.state.assistant
-
-
-class RateLimiter:
-    """A sliding window per key, in this process (each worker counts its own requests)."""
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit, self.window = limit, window
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def check(self, key_id: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            hits = self._hits.setdefault(key_id, deque())
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                raise RateLimited(hits[0] + self.window - now)
-            hits.append(now)
 
 
 @dataclass(frozen=True)
@@ -69,17 +50,22 @@ def origin_key(origin: str) -> str:
     return origin.strip().rstrip("/").lower()
 
 
-def _identify(request: Request, credentials: HTTPAuthorizationCredentials | None, *, count: bool) -> Caller:
+async def _identify(request: Request, credentials: HTTPAuthorizationCredentials | None, *, count: bool) -> Caller:
     """The key's clinic and kind. A publishable key's origin is checked before the request is
     counted against the key's rate limit: requests refused for a foreign origin never use up the
     clinic's budget. An allowed origin is left in ``request.state.cors_origin`` for the CORS
     middleware (assistant/api/cors.py), which then lets the browser read the response."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise NotAuthenticated()
-    info = request.app.state.assistant.library.registry.authenticate(credentials.credentials)
+    registry = request.app.state.assistant.library.registry
+    if registry.kind == "sqlite":  # a local read of tens of microseconds that never waits: on the loop
+        info = registry.authenticate(credentials.credentials)
+    else:  # a round trip to the database server: in a thread, never blocking the loop
+        info = await run_in_threadpool(registry.authenticate, credentials.credentials)
     if info is None:
         raise NotAuthenticated("The API key is unknown or revoked; ask the clinic's administrator for a key.")
     request.state.clinic = info.clinic.id
+    read_with_key(info.clinic)  # the clinic's view in this request uses it: no second read
     if info.kind == "publishable":
         origin = origin_key(request.headers.get("origin", ""))
         if not origin or origin not in {origin_key(o) for o in info.clinic.allowed_origins}:
@@ -88,8 +74,12 @@ def _identify(request: Request, credentials: HTTPAuthorizationCredentials | None
                 "`pht-assistant clinic set CLINIC --allowed-origin URL` or use the secret key from a server."
             )
         request.state.cors_origin = request.headers["origin"]
-    if count:
-        request.app.state.limiter.check(info.id)
+    limiter = request.app.state.limiter
+    try:  # every keyed reply says where the key's limit stands (X-RateLimit-*, added by Observe)
+        request.state.ratelimit = await (limiter.hit(info.id) if count else limiter.peek(info.id))
+    except RateLimited as exc:
+        request.state.ratelimit = exc.window
+        raise
     return Caller(key_id=info.id, clinic=info.clinic, kind=info.kind)
 
 
@@ -99,7 +89,7 @@ async def caller(
 ) -> Caller:
     """Any valid key of a clinic (publishable keys only from the clinic's allowed origins), counted
     against the key's rate limit."""
-    return _identify(request, credentials, count=True)
+    return await _identify(request, credentials, count=True)
 
 
 async def uncounted_caller(
@@ -108,7 +98,7 @@ async def uncounted_caller(
 ) -> Caller:
     """As :func:`caller`, without counting: for reads as cheap as the key check itself (the
     widget's settings on a page load), so page views do not spend the budget for questions."""
-    return _identify(request, credentials, count=False)
+    return await _identify(request, credentials, count=False)
 
 
 async def secret_caller(who: Annotated[Caller, Depends(caller)]) -> Caller:

@@ -129,7 +129,9 @@ class Flow:
     # are called in the same order directly (tests/test_pipeline.py holds the two ways equal).
 
     def run(self, turn: Turn) -> Answer:
-        """The whole chain for one turn."""
+        """The whole chain for one turn (one run for a listener: its stages under one ``answer``)."""
+        if listened():
+            return self.chain.invoke(turn)
         return self.run_respond(self.run_prepare(turn))
 
     def run_prepare(self, turn: Turn) -> Turn:

@@ -20,17 +20,22 @@ router = APIRouter(prefix="/v1", tags=["health"])
     summary="Liveness and readiness",
 )
 async def health(request: Request, assistant: AssistantDep):
-    """200 with `ready: true` when the index and the store answer; 503 with `ready: false` otherwise
-    (the process is alive and retries by itself)."""
+    """200 with `ready: true` when the index, the store and the clinics database answer; 503 with
+    `ready: false` otherwise (the process is alive and retries by itself). Redis being away does not
+    make a worker unready (it counts its own requests meanwhile): `rate_limits` and `message` say so."""
     settings = request.app.state.settings
     ready, message = await bounded(settings, assistant.library.readiness)
+    limiter = request.app.state.limiter
+    degraded = limiter.describe()
     body = HealthResponse(
         status="ok" if ready else "not_ready",
         ready=ready,
         model=getattr(assistant.embeddings, "model_id", ""),
         corpus_version=assistant.corpus_version,
         store=assistant.library.store.kind,
-        message=message,
+        registry=assistant.library.registry.kind,
+        rate_limits=limiter.backend,
+        message=" ".join(m for m in (message, degraded) if m),
         composer=assistant.composer_name,
         composer_detail=assistant.describe_composer(),
         composer_outcomes=assistant.composed.summary(),
