@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 PORT ?= 8501
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install index bench bench-scale bench-million calibrate chromium clean
+.PHONY: run test install index bench bench-shared bench-scale bench-million calibrate chromium services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +38,14 @@ run: index
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
-test: $(VENV)/.installed-test chromium
+# PostgreSQL and Redis for the tests (they start and stop their own servers on free loopback ports)
+services:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
+	@command -v redis-server >/dev/null 2>&1 || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
+
+test: $(VENV)/.installed-test chromium services
 	$(BIN)/python -m pytest
 
 # the naive LangChain stack the benchmark compares against (langchain-huggingface, langchain-chroma)
@@ -47,8 +54,13 @@ $(VENV)/.installed-bench: $(VENV)/.installed
 	@touch $@
 
 # a few minutes: both stacks side by side, the API, synthetic corpora of 1k and 10k chunks
-bench: $(VENV)/.installed-bench
+bench: $(VENV)/.installed-bench services
 	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/shared_state.py
+
+# the API with the embedded registry against PostgreSQL + Redis at 16 clients, and propagation between workers
+bench-shared: $(VENV)/.installed services
+	$(BIN)/python benchmarks/shared_state.py
 
 # adds 100k chunks: builds that store once (5-10 minutes here; kept in benchmarks/results/scale/)
 bench-scale: $(VENV)/.installed-bench

@@ -192,8 +192,18 @@ _register_mcp(app)
 
 def main() -> None:
     """Entry point: run the app, turning errors meant for people into one sentence and exit 2."""
+    from assistant.errors import RegistryUnavailable
+
     try:
         app()
+    except RegistryUnavailable as exc:
+        where = getattr(exc, "where", "")
+        _fail(
+            f"The clinics database at {where} cannot be reached; check that it is running and that "
+            "PHT_DATABASE_URL (or PHT_CLINICS_PATH) points at it."
+            if where
+            else str(exc)
+        )
     except AssistantError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:

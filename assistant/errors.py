@@ -100,6 +100,22 @@ class StoreUnavailable(IndexUnavailable):
     )
 
 
+class RegistryUnavailable(AssistantError):
+    """The clinics database (SQLite file or PostgreSQL server) does not answer."""
+
+    default_message = (
+        "The clinics database cannot be reached just now; please try again in a minute "
+        "(the assistant reconnects by itself)."
+    )
+    where = ""  # the database (file, or URL without its password): the command line names it
+
+
+class RegistrySchemaError(AssistantError):
+    """The clinics database's tables are not the ones this version knows: a migration is due."""
+
+    default_message = "The clinics database needs upgrading; run `pht-assistant db upgrade`."
+
+
 class ClinicError(AssistantError):
     """A clinic, key or clinic document cannot be used as asked."""
 
@@ -110,6 +126,10 @@ class UnknownClinic(ClinicError):
 
 class DocumentNotFound(ClinicError):
     default_message = "There is no such document for this clinic; list them with GET /v1/documents."
+
+
+class KeyNotFound(ClinicError):
+    default_message = "There is no such active key; list them with `pht-assistant key list`."
 
 
 class DocumentRejected(ClinicError):
@@ -152,8 +172,9 @@ class NotAllowed(AccessError):
 
 
 class RateLimited(AccessError):
-    def __init__(self, retry_after: float) -> None:
+    def __init__(self, retry_after: float, window: object = None) -> None:
         self.retry_after = max(1, int(retry_after + 0.999))
+        self.window = window  # assistant.api.limits.Window: the X-RateLimit-* headers
         super().__init__(
             f"Too many requests with this key; please wait {self.retry_after} seconds and try again."
         )
@@ -206,11 +227,14 @@ __all__ = [
     "InvalidCharacters",
     "InvalidHistory",
     "InvalidQuestion",
+    "KeyNotFound",
     "ModelUnavailable",
     "NotAllowed",
     "NotAuthenticated",
     "QuestionTooLong",
     "RateLimited",
+    "RegistrySchemaError",
+    "RegistryUnavailable",
     "RequestTimedOut",
     "RequestTooLarge",
     "StoreUnavailable",

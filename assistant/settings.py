@@ -13,7 +13,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -196,7 +196,53 @@ class Settings(BaseSettings):
     )
     clinics_path: Path = Field(
         default_factory=lambda data: data["data_dir"] / "clinics.sqlite3",
-        description="SQLite file with clinics, key hashes, clinic documents and the audit trail.",
+        description="SQLite file with clinics, key hashes, clinic documents, audit and feedback (when `database_url` is unset).",
+    )
+    database_url: str = Field(
+        default="",
+        description=(
+            "Unset: the registry is the SQLite file `clinics_path`. Set (postgresql+psycopg://USER:PASSWORD@HOST/DB): "
+            "a PostgreSQL database every worker on every machine shares; make its tables with `pht-assistant db upgrade`."
+        ),
+    )
+    database_pool_size: int = Field(
+        default=10, ge=1, le=200, description="PostgreSQL connections each worker keeps open (and as many again at peaks)."
+    )
+    redis_url: str = Field(
+        default="",
+        description=(
+            "Set (redis://HOST:6379/0): rate limits are counted in Redis, one count for all workers and machines. "
+            "Unset: each worker counts its own requests."
+        ),
+    )
+    redis_timeout: float = Field(
+        default=0.25, gt=0, description="Seconds a Redis call may take before the worker counts on its own instead."
+    )
+    redis_retry_seconds: float = Field(
+        default=5.0, gt=0, description="After Redis failed, seconds a worker counts alone before it tries Redis again."
+    )
+    # -- traces (docs/deploy.md) -------------------------------------------------------------------
+    otel_endpoint: str = Field(
+        default="",
+        description=(
+            "OTLP/HTTP address that receives traces, e.g. http://127.0.0.1:4318 (/v1/traces is added). Unset, "
+            "and no OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT either: no traces."
+        ),
+    )
+    otel_standard_endpoint: str = Field(
+        default="",
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        description="The standard OpenTelemetry variables turn traces on too (the exporter reads them itself).",
+    )
+    otel_traces_exporter: str = Field(
+        default="",
+        validation_alias=AliasChoices("OTEL_TRACES_EXPORTER"),
+        description="OTEL_TRACES_EXPORTER: `none` turns traces off, `console` prints them, `otlp` sends them.",
+    )
+    otel_service_name: str = Field(
+        default="pht-assistant",
+        validation_alias=AliasChoices("OTEL_SERVICE_NAME", "PHT_OTEL_SERVICE_NAME"),
+        description="The service name traces carry.",
     )
     api_rate_limit: int = Field(default=60, ge=1, description="Requests per key per `api_rate_window` seconds.")
     api_rate_window: float = Field(default=60.0, gt=0, description="Seconds of the rate-limit window.")

@@ -67,3 +67,23 @@ def write_corpus(folder: Path, docs: dict[str, tuple[str, str]]) -> Path:
         )
     (folder / "manifest.toml").write_text("\n".join(rows), encoding="utf-8")
     return folder
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the session (tests.services.Postgres), stopped at the end."""
+    from services import Postgres
+
+    server = Postgres()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """A real redis-server for the session (tests.services.Redis), stopped at the end."""
+    from services import Redis
+
+    server = Redis()
+    yield server
+    server.close()

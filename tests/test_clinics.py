@@ -56,15 +56,21 @@ def test_keys_are_stored_as_hashes_and_revocable(tmp_path):
 
 
 def test_rate_limiter_says_how_long_to_wait():
-    from assistant.api.deps import RateLimiter
+    from assistant.api.limits import RateLimits
 
-    limiter = RateLimiter(2, 60)
-    limiter.check("k")
-    limiter.check("k")
-    with pytest.raises(RateLimited) as err:
-        limiter.check("k")
-    assert 1 <= err.value.retry_after <= 60
-    limiter.check("other")  # per key
+    async def run():
+        limiter = RateLimits(limit=2, window=60)
+        first = await limiter.hit("k")
+        second = await limiter.hit("k")
+        assert (first.limit, first.remaining, second.remaining) == (2, 1, 0)
+        assert 59 <= second.reset <= 60 and limiter.backend == "memory"
+        with pytest.raises(RateLimited) as err:
+            await limiter.hit("k")
+        assert 1 <= err.value.retry_after <= 60 and err.value.window.remaining == 0
+        assert err.value.window.headers()["X-RateLimit-Limit"] == "2"
+        assert (await limiter.hit("other")).remaining == 1  # per key
+
+    asyncio.run(run())
 
 
 def test_a_request_over_its_time_limit_fails_with_a_sentence():

@@ -70,3 +70,21 @@ def test_calibrated_defaults_match_the_recorded_calibration():
     assert (w["w_dense"], w["w_coverage"], w["bias"]) == pytest.approx(CALIBRATED_RELEVANCE, abs=0.006)
     retrieval_md = (ROOT / "docs" / "retrieval.md").read_text()
     assert f"Below **{CALIBRATED_THRESHOLD}**" in retrieval_md
+
+
+def test_deploy_settings_table_matches_the_defaults(monkeypatch):
+    """docs/deploy.md's settings table gives each PHT_ setting's real default."""
+    from assistant.settings import Settings
+
+    for var in [v for v in os.environ if v.startswith(("PHT_", "OTEL_"))]:
+        monkeypatch.delenv(var)
+    s = Settings()
+    table = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8").split("### Settings", 1)[1].split("###", 1)[0]
+    rows = re.findall(r"^\| `(PHT_[A-Z_]+)`(?:, `(PHT_[A-Z_]+)`)? \| ([^|]+) \|", table, re.M)
+    assert len(rows) >= 8
+    for first, second, default in rows:
+        defaults = [d.strip(" `") for d in default.split(",")]
+        for var, shown in zip([v for v in (first, second) if v], defaults):
+            value = getattr(s, var[4:].lower())
+            expected = "unset" if value == "" else str(value).lower() if isinstance(value, bool) else str(value)
+            assert shown == expected, var

@@ -39,6 +39,11 @@ LIGHT = [
     "settings",
     "index.embedded",
     "clinics.registry",
+    "clinics.schema",
+    "clinics.migrate",
+    "clinics.sql",
+    "api.limits",
+    "tracing",
     "widget",
     "__init__",
 ]

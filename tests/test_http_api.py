@@ -187,11 +187,16 @@ def test_publishable_key_only_asks_and_only_from_allowed_origins(api):
 
 def test_rate_limit_is_429_with_retry_after(api):
     key = api.keys["limited"]
-    codes = [call(api, "GET", "/v1/sources", key).status_code for _ in range(40)]
-    assert set(codes) == {200}
+    replies = [call(api, "GET", "/v1/sources", key) for _ in range(40)]
+    assert {r.status_code for r in replies} == {200}
+    # every keyed reply says where the key's limit stands (one moving window of 60 s)
+    assert [int(r.headers["x-ratelimit-remaining"]) for r in replies] == list(range(39, -1, -1))
+    assert all(r.headers["x-ratelimit-limit"] == "40" and 0 < int(r.headers["x-ratelimit-reset"]) <= 60 for r in replies)
     r = call(api, "GET", "/v1/sources", key)
     is_error(r, 429, "rate_limited")
     assert int(r.headers["retry-after"]) >= 1
+    assert r.headers["x-ratelimit-remaining"] == "0" and r.headers["x-ratelimit-limit"] == "40"
+    assert "x-ratelimit-limit" not in call(api, "GET", "/v1/sources").headers  # no key, no limit to show
     assert call(api, "GET", "/v1/sources", api.keys["south"]).status_code == 200  # per key
 
 

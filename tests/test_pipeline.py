@@ -276,3 +276,46 @@ def test_bad_input_is_refused_before_any_stage_runs(bad):
     with pytest.raises(ValueError):
         next(a.stream(bad))
     assert sources.calls == []
+
+
+def test_the_chain_and_the_direct_run_give_the_same_answers():
+    """With nobody listening, the flow calls its steps directly instead of through LangChain's
+    runnables (docs/performance.md): the same steps, the same answers, for every kind of reply."""
+    from assistant.pipeline.flow import Turn
+
+    a, _ = make(answerability=Always(), composer=Quoting())
+    a.warm_up()
+    for question in ("are calf raises ok?", "my groin has gone numb since this morning"):
+        chained = a.flow.chain.invoke(Turn(question=question, history=[], context=a.context))
+        direct = a.flow.run(Turn(question=question, history=[], context=a.context))
+        assert (chained.status, chained.text, chained.citations) == (direct.status, direct.text, direct.citations)
+        assert list(chained.timings) == list(direct.timings)
+
+
+def test_a_listening_tracer_gets_the_langchain_runs():
+    from contextvars import ContextVar
+
+    from langchain_core.callbacks import BaseCallbackHandler
+    from langchain_core.tracers.context import register_configure_hook
+
+    from assistant.pipeline.flow import listened
+
+    class Names(BaseCallbackHandler):
+        def __init__(self):
+            self.names = []
+
+        def on_chain_start(self, serialized, inputs, **kwargs):
+            self.names.append(kwargs.get("name"))
+
+    var: ContextVar = ContextVar("pht_test_tracer", default=None)
+    register_configure_hook(var, True)
+    a, _ = make(answerability=Always(), composer=Quoting())
+    assert not listened()
+    tracer = Names()
+    token = var.set(tracer)
+    try:
+        assert listened()
+        a.ask("are calf raises ok?")
+    finally:
+        var.reset(token)
+    assert {"embed", "safety", "retrieve", "answerability", "compose", "ground"} <= set(tracer.names)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from assistant.answerability.focus import FELT, Focus, Mention, lexicon, parse, question_clause
@@ -266,11 +267,11 @@ class FocusAnswerability:
         """Whether a statement names the mention, or a word of its synonym group."""
         if mention is None:
             return False
-        return any(_contains(statement.keys, phrase) for phrase in lexicon().group_of(mention.keys, mention.group))
+        return _in(_Words.of(statement.keys), _phrases(mention.keys, mention.group))
 
     def _passage_says(self, passage: Passage, mentions: list[Mention]) -> bool:
-        keys = tuple(k for u, _ in passage.units for k in self._unit_keys(u))
-        return any(_contains(keys, p) for m in mentions for p in lexicon().group_of(m.keys, m.group))
+        words = _Words.of(tuple(k for u, _ in passage.units for k in self._unit_keys(u)))
+        return any(_in(words, _phrases(m.keys, m.group)) for m in mentions)
 
     def _known(self, mention: Mention, vocab: frozenset[str]) -> bool:
         """Whether the sources use the mention's words anywhere (or a word of its synonym group)."""
@@ -281,13 +282,47 @@ class FocusAnswerability:
         return False
 
 
+def _content(phrase: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(k for k in phrase if k not in STOPWORDS) or phrase
+
+
+def _phrases(keys: tuple[str, ...], group: int) -> tuple[tuple[str, ...], ...]:
+    """The content words of every phrase meaning the same as ``keys`` (its synonym group)."""
+    lex = lexicon()
+    return _phrases_of(id(lex), keys, group)
+
+
+@lru_cache(maxsize=4096)
+def _phrases_of(lexicon_id: int, keys: tuple[str, ...], group: int) -> tuple[tuple[str, ...], ...]:
+    return tuple(_content(p) for p in lexicon().group_of(keys, group))
+
+
+@dataclass(frozen=True)
+class _Words:
+    """A sentence's stems as a set (one-word phrases) and in order without stopwords (phrases)."""
+
+    set: frozenset[str]
+    flat: tuple[str, ...]
+
+    @staticmethod
+    @lru_cache(maxsize=8192)
+    def of(keys: tuple[str, ...]) -> "_Words":
+        return _Words(frozenset(keys), tuple(k for k in keys if k not in STOPWORDS))
+
+
+def _in(words: _Words, phrases: tuple[tuple[str, ...], ...]) -> bool:
+    for content in phrases:
+        n = len(content)
+        if n == 1:
+            if content[0] in words.set:
+                return True
+        elif any(words.flat[i : i + n] == content for i in range(len(words.flat) - n + 1)):
+            return True
+    return False
+
+
 def _contains(keys: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
-    content = tuple(k for k in phrase if k not in STOPWORDS) or phrase
-    n = len(content)
-    if n == 1:
-        return content[0] in keys
-    flat = tuple(k for k in keys if k not in STOPWORDS)
-    return any(flat[i : i + n] == content for i in range(len(flat) - n + 1))
+    return _in(_Words.of(keys), (_content(phrase),))
 
 
 def _plain_word(m: Mention) -> bool:

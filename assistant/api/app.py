@@ -17,9 +17,10 @@ from starlette.concurrency import run_in_threadpool
 from assistant import __version__
 from assistant.api import errors, openai_compat
 from assistant.api.cors import Cors
-from assistant.api.deps import RateLimiter, RefusedLimiter
+from assistant.api.deps import RefusedLimiter
+from assistant.api.limits import RateLimits
 from assistant.api.metrics import Metrics
-from assistant.api.routes import ask, audit, chat, documents, feedback, health, metrics, sources, widget
+from assistant.api.routes import ask, audit, chat, documents, feedback, health, keys, metrics, sources, widget
 from assistant.errors import RequestTooLarge
 from assistant.mcp import http as mcp_http
 from assistant.settings import Settings, get_settings
@@ -74,19 +75,29 @@ class BodyLimit:
 
 
 class Observe:
-    """Per request: metrics, the access log line and the ``X-PHT-Worker`` header (pure ASGI).
+    """Per request: metrics, the access log line, the ``X-PHT-Worker`` and ``X-RateLimit-*`` headers,
+    and (when traces are on) the request's span (pure ASGI).
 
-    The status and time are taken when the response starts; ``request.state.clinic`` and
-    ``request.state.error`` (set by the key check and the error handlers) are read from the scope.
+    The status and time are taken when the response starts; ``request.state.clinic``,
+    ``request.state.ratelimit`` and ``request.state.error`` (set by the key check and the error
+    handlers) are read from the scope.
     """
 
-    def __init__(self, app: Any, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
+    def __init__(self, app: Any, metrics: Metrics, state: Any) -> None:
+        self.app, self.metrics, self.state = app, metrics, state
         self.worker = str(os.getpid()).encode()
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        tracing = getattr(self.state, "tracing", None)
+        if tracing is None:
+            return await self._observe(scope, receive, send, None)
+        span = tracing.request(scope["method"], scope.get("path", ""), scope.get("headers") or [])
+        with span:
+            await self._observe(scope, receive, send, span)
+
+    async def _observe(self, scope, receive, send, span):
         began = time.perf_counter()
         started: dict[str, Any] = {}
 
@@ -95,7 +106,11 @@ class Observe:
                 started["status"] = message["status"]
                 started["seconds"] = time.perf_counter() - began
                 # which worker answered (scale-out checks)
-                message["headers"] = [*message.get("headers", []), (b"x-pht-worker", self.worker)]
+                headers = [*message.get("headers", []), (b"x-pht-worker", self.worker)]
+                window = (scope.get("state") or {}).get("ratelimit")
+                if window is not None:  # every reply to a known key says where its limit stands
+                    headers += [(k.lower().encode(), v.encode()) for k, v in window.headers().items()]
+                message["headers"] = headers
             await send(message)
 
         try:
@@ -106,13 +121,17 @@ class Observe:
             if not started:
                 started.update(status=500, seconds=time.perf_counter() - began)
                 scope.setdefault("state", {})["error"] = "internal_error"
-            self._record(scope, started)
+            self._record(scope, started, span)
             raise
+        finally:
+            if span is not None:
+                state = scope.get("state") or {}
+                span.finish(getattr(scope.get("route"), "path", "unmatched"), started.get("status"), state.get("clinic"))
         if not started:
             return
-        self._record(scope, started)
+        self._record(scope, started, span)
 
-    def _record(self, scope, started) -> None:
+    def _record(self, scope, started, span) -> None:
         path = getattr(scope.get("route"), "path", "unmatched")
         seconds, status = started["seconds"], started["status"]
         m = self.metrics
@@ -122,14 +141,27 @@ class Observe:
         error = state.get("error")
         if error:
             m.errors.labels(error).inc()
-        # The access log: no body, no query string, no key.
+        # The access log: no body, no query string, no key; the trace id when traces are on.
         access.info(
-            "%s %s %d %.1fms clinic=%s", scope["method"], path, status, seconds * 1000, state.get("clinic", "-")
+            "%s %s %d %.1fms clinic=%s trace=%s",
+            scope["method"],
+            path,
+            status,
+            seconds * 1000,
+            state.get("clinic", "-"),
+            span.trace_id if span is not None else "-",
         )
 
 
-def create_app(settings: Settings | None = None, assistant: Any = None) -> FastAPI:
-    """The API app; ``assistant`` defaults to one built from ``settings`` at start-up."""
+def tracing_enabled(settings: Settings) -> bool:
+    from assistant.tracing import tracing_enabled as enabled
+
+    return enabled(settings)
+
+
+def create_app(settings: Settings | None = None, assistant: Any = None, tracing: Any = None) -> FastAPI:
+    """The API app; ``assistant`` defaults to one built from ``settings`` at start-up, ``tracing``
+    (an :class:`assistant.tracing.Tracing`) to one made from the settings when traces are on."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -150,11 +182,25 @@ def create_app(settings: Settings | None = None, assistant: Any = None) -> FastA
             app.state.owned = True
             # a newly published index is answered from within index_refresh_seconds, without a restart
             app.state.assistant.follow_index(settings.index_refresh_seconds, notify=log.info)
+        a = app.state.assistant
+        registry = await run_in_threadpool(lambda: a.library.registry)  # its schema is checked as it opens
+        if app.state.tracing is None and tracing_enabled(settings):
+            from assistant.tracing import Tracing
+
+            app.state.tracing = Tracing(
+                settings,
+                model_name=getattr(a.embeddings, "model_id", ""),
+                composer=getattr(a.composer, "name", type(a.composer).__name__),
+            )
         log.info(
-            "ready: store %s, corpus %s, composer %s",
-            app.state.assistant.library.store.kind,
-            app.state.assistant.corpus_version,
-            app.state.assistant.describe_composer(),
+            "ready: store %s, registry %s (%s), rate limits %s, traces %s, corpus %s, composer %s",
+            a.library.store.kind,
+            registry.kind,
+            registry.where,
+            "in Redis" if settings.redis_url else "per worker",
+            "on" if app.state.tracing is not None else "off",
+            a.corpus_version,
+            a.describe_composer(),
         )
         tally = getattr(app.state.assistant, "composed", None)  # language-model replies and fallbacks -> /metrics
         if tally is not None:
@@ -171,6 +217,8 @@ def create_app(settings: Settings | None = None, assistant: Any = None) -> FastA
         if getattr(app.state, "owned", False):
             app.state.assistant.library.store.release()
             app.state.assistant.close()
+        if app.state.tracing is not None:
+            app.state.tracing.shutdown()  # the last spans are sent
 
     app = FastAPI(
         title="PHT Assistant API",
@@ -181,14 +229,18 @@ def create_app(settings: Settings | None = None, assistant: Any = None) -> FastA
     app.state.settings = settings
     app.state.assistant = assistant
     app.state.metrics = Metrics()
-    app.state.limiter = RateLimiter(settings.api_rate_limit, settings.api_rate_window)
-    app.state.refusals = RefusedLimiter(settings.api_refused_limit, settings.api_rate_window, app.state.metrics)
+    app.state.limiter = RateLimits.from_settings(settings, app.state.metrics)
+    # refused requests, per client address, apart from every key's budget (deps.RefusedLimiter)
+    app.state.refusals = RefusedLimiter(
+        RateLimits.from_settings(settings, app.state.metrics, limit=settings.api_refused_limit), app.state.metrics
+    )
+    app.state.tracing = tracing
     errors.install(app)
 
     app.add_middleware(Cors)  # innermost of the three: preflights are counted and logged too
-    app.add_middleware(Observe, metrics=app.state.metrics)
+    app.add_middleware(Observe, metrics=app.state.metrics, state=app.state)
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
-    for module in (ask, chat, sources, documents, audit, feedback, widget, health, metrics):
+    for module in (ask, chat, sources, documents, keys, audit, feedback, widget, health, metrics):
         app.include_router(module.router)
     app.include_router(documents.approvals)
     app.state.mcp = mcp_http.install(app, settings)  # /mcp: the MCP server over streamable HTTP

@@ -14,16 +14,22 @@ from assistant.errors import AssistantError
 
 clinic_app = typer.Typer(help="Clinics that use the HTTP API.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys of clinics (shown once, stored only as a hash).", no_args_is_help=True)
+db_app = typer.Typer(
+    help="The clinics database: SQLite by default, PostgreSQL with PHT_DATABASE_URL (docs/deploy.md).",
+    no_args_is_help=True,
+)
 
 
 def _registry():
-    from assistant.clinics.registry import ClinicRegistry
-    from assistant.index.embedded import check_data_dir
+    from assistant.clinics.registry import open_registry
     from assistant.settings import get_settings
 
     settings = get_settings()
-    check_data_dir(settings.data_dir)
-    return ClinicRegistry(settings.clinics_path)
+    if not settings.database_url:
+        from assistant.index.embedded import check_data_dir
+
+        check_data_dir(settings.data_dir)
+    return open_registry(settings)
 
 
 def serve(
@@ -43,6 +49,10 @@ def serve(
             "start one with `chroma run --path DIR --host 127.0.0.1 --port 8000` and set "
             "PHT_CHROMA_URL=http://127.0.0.1:8000 (or serve with --workers 1)."
         )
+    registry = _registry()  # refuses a database whose schema this version does not know, with what to run
+    registry.close()
+    if settings.redis_url:
+        _say_if_redis_is_away(settings)
     if settings.chroma_url:
         from assistant.errors import StoreUnavailable
         from assistant.index.store import Store
@@ -80,6 +90,22 @@ def serve(
     )
 
 
+def _say_if_redis_is_away(settings) -> None:
+    """Redis away at start is not fatal (each worker counts alone until it returns): say so once."""
+    import redis
+
+    try:
+        redis.Redis.from_url(
+            settings.redis_url, socket_timeout=settings.redis_timeout, socket_connect_timeout=settings.redis_timeout
+        ).ping()
+    except Exception:
+        typer.echo(
+            f"Redis at {settings.redis_url.split('@')[-1]} does not answer: starting anyway; each worker counts "
+            "its own requests until it does (see /v1/health).",
+            err=True,
+        )
+
+
 _ACCENT = typer.Option(help="The widget's accent colour, e.g. '#0b7285' (hex).")
 _LOGO = typer.Option(help="An http(s) address of the clinic's logo, shown in the widget's header.")
 _QUESTIONS = typer.Option(
@@ -96,7 +122,7 @@ _LLM_URL = typer.Option(
 _LLM_MODEL = typer.Option(help="The model's name at that endpoint.")
 _LLM_KEY = typer.Option(
     help="The endpoint's key, if it needs one ('-' reads it from standard input, kept out of the shell's history). "
-    "Stored in the clinics file to call the endpoint; never shown."
+    "Stored in the registry (SQLite file or PostgreSQL) to call the endpoint; never shown."
 )
 
 
@@ -160,7 +186,8 @@ def clinic_set(
     llm_model: Annotated[str | None, _LLM_MODEL] = None,
     llm_api_key: Annotated[str | None, _LLM_KEY] = None,
 ) -> None:
-    """Change a clinic's emergency wording, allowed sites, widget looks, feedback setting or language model."""
+    """Change a clinic's emergency wording, allowed sites, widget looks, feedback setting or language
+    model; every worker on every machine applies it on its next request."""
     origins = [] if no_allowed_origins else allowed_origin
     c = _registry().update_clinic(
         clinic,
@@ -243,8 +270,111 @@ def key_revoke(
     typer.echo(f"Revoked key {key_id}.")
 
 
+def _database() -> tuple[str, str]:
+    """The database the settings name, as ``(url, shown)``: PHT_DATABASE_URL or the SQLite file."""
+    from assistant.clinics.migrate import display_url
+    from assistant.settings import get_settings
+
+    settings = get_settings()
+    if settings.database_url:
+        return settings.database_url, display_url(settings.database_url)
+    from assistant.index.embedded import check_data_dir
+
+    check_data_dir(settings.data_dir)
+    settings.clinics_path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{settings.clinics_path}", str(settings.clinics_path)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or upgrade the clinics database's tables to this version's schema (keeps every row)."""
+    from assistant.clinics.migrate import HEAD, upgrade
+
+    url, shown = _database()
+    before, after = upgrade(url, notify=lambda m: typer.echo(m, err=True))
+    if before == after:
+        typer.echo(f"The clinics database at {shown} is up to date (schema revision {HEAD}).")
+    else:
+        typer.echo(f"Upgraded the clinics database at {shown} from {before or 'empty'} to schema revision {after}.")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Say which schema revision the clinics database has, and whether this version can use it."""
+    import sqlalchemy as sa
+
+    from assistant.clinics.migrate import HEAD, current_revision, database_url
+    from assistant.errors import RegistryUnavailable
+
+    url, shown = _database()
+    engine = sa.create_engine(database_url(url), poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            revision = current_revision(conn)
+    except sa.exc.OperationalError:
+        raise RegistryUnavailable(
+            f"The clinics database at {shown} cannot be reached; check PHT_DATABASE_URL and that the server is running."
+        ) from None
+    finally:
+        engine.dispose()
+    if revision == HEAD:
+        typer.echo(f"{shown}: schema revision {revision}, up to date.")
+    else:
+        typer.echo(
+            f"{shown}: schema revision {revision or 'none (empty)'}, this version needs {HEAD}; "
+            "run `pht-assistant db upgrade`."
+        )
+        raise typer.Exit(1)
+
+
+@db_app.command("import-sqlite")
+def db_import_sqlite(
+    path: Annotated[
+        str | None,
+        typer.Argument(help="The SQLite registry to copy (default: clinics.sqlite3 in the data folder)."),
+    ] = None,
+) -> None:
+    """Copy a single machine's SQLite registry (clinics, keys, documents, audit, feedback) into the
+    PostgreSQL database of PHT_DATABASE_URL, all or nothing; the SQLite file is left unchanged."""
+    from pathlib import Path
+
+    from assistant.clinics.migrate import display_url
+    from assistant.clinics.transfer import import_sqlite
+    from assistant.errors import ClinicError
+    from assistant.settings import get_settings
+
+    settings = get_settings()
+    if not settings.database_url.startswith("postgresql"):
+        raise ClinicError(
+            "Set PHT_DATABASE_URL to the PostgreSQL database to import into (postgresql+psycopg://USER:PASSWORD@HOST/DB)."
+        )
+    source = Path(path) if path else settings.clinics_path
+    bars: dict[str, object] = {}
+
+    def progress(table: str, done: int, total: int) -> None:
+        if total < 5000:
+            return
+        from tqdm import tqdm
+
+        bar = bars.get(table) or bars.setdefault(table, tqdm(total=total, desc=f"Copying {table}", unit="row"))
+        bar.n = done  # type: ignore[attr-defined]
+        bar.refresh()  # type: ignore[attr-defined]
+
+    try:
+        copied = import_sqlite(source, settings.database_url, progress=progress, notify=lambda m: typer.echo(m, err=True))
+    finally:
+        for bar in bars.values():
+            bar.close()  # type: ignore[attr-defined]
+    counts = ", ".join(f"{n} {table}" for table, n in copied.items())
+    typer.echo(
+        f"Copied {counts} from {source} into {display_url(settings.database_url)}. "
+        "Set PHT_DATABASE_URL on every worker; keep the SQLite file as a backup."
+    )
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``serve``, ``clinic`` and ``key`` to the ``pht-assistant`` app."""
+    """Add ``serve``, ``clinic``, ``key`` and ``db`` to the ``pht-assistant`` app."""
     app.command()(serve)
     app.add_typer(clinic_app, name="clinic")
     app.add_typer(key_app, name="key")
+    app.add_typer(db_app, name="db")

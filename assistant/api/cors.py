@@ -15,8 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
 from assistant.api.deps import origin_key
-from assistant.api.errors import error_response
+from assistant.api.errors import code_of, error_response, response_for
+from assistant.errors import AssistantError
 
 # The routes a browser may call, with their method: what the widget uses.
 BROWSER_ROUTES = {
@@ -27,7 +30,7 @@ BROWSER_ROUTES = {
 }
 ALLOWED_HEADERS = {"authorization", "content-type"}
 MAX_AGE = 600  # seconds a browser may reuse a preflight answer
-EXPOSED = "Retry-After"  # the widget says how long to wait after a 429
+EXPOSED = "Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset"  # the widget says how long to wait after a 429
 
 
 class Cors:
@@ -76,7 +79,15 @@ class Cors:
             response.headers["Vary"] = "Origin"
             return await response(scope, receive, send)
         route = BROWSER_ROUTES.get(scope.get("path", ""))
-        allowed = {origin_key(o) for c in assistant.library.registry.clinics() for o in c.allowed_origins}
+        registry = assistant.library.registry
+        try:  # a PostgreSQL registry is a round trip away: in a thread, and a 503 (not a 500) if it is down
+            clinics = registry.clinics() if registry.kind == "sqlite" else await run_in_threadpool(registry.clinics)
+        except AssistantError as exc:
+            scope.setdefault("state", {})["error"] = code_of(exc)
+            response = response_for(exc)
+            response.headers["Vary"] = "Origin"
+            return await response(scope, receive, send)
+        allowed = {origin_key(o) for c in clinics for o in c.allowed_origins}
         if route != method or not asked <= ALLOWED_HEADERS or origin_key(origin) not in allowed:
             scope.setdefault("state", {})["error"] = "cors_refused"
             response = error_response(

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
@@ -14,7 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from assistant.clinics.registry import Clinic
+from assistant.clinics.registry import Clinic, read_with_key
 from assistant.clinics.work import Work
 from assistant.errors import NotAllowed, NotAuthenticated, RateLimited, RequestTimedOut, TooManyRefused
 from assistant.settings import Settings
@@ -26,7 +24,9 @@ _bearer = HTTPBearer(auto_error=False, description="A clinic's key: `Authorizati
 
 # The dependencies are coroutines: FastAPI runs a plain function dependency in the thread pool, a
 # thread hand-off per dependency per request; these only read state (the key check: one SQLite read
-# of tens of microseconds that never waits for a writer), so they run on the event loop.
+# of tens of microseconds that never waits for a writer), so they run on the event loop. A key check
+# on a PostgreSQL server is a network round trip: that one goes to a thread. The rate limit is
+# counted with an asyncio client (Redis) or in memory (assistant/api/limits.py): on the loop either way.
 
 
 async def get_settings(request: Request) -> Settings:
@@ -35,27 +35,6 @@ async def get_settings(request: Request) -> Settings:
 
 async def get_assistant(request: Request) -> Any:
     return request.app.state.assistant
-
-
-class RateLimiter:
-    """A sliding window per key, in this process (each worker counts its own requests)."""
-
-    def __init__(self, limit: int, window: float) -> None:
-        self.limit, self.window = limit, window
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def check(self, key_id: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if len(self._hits) > 10_000:  # many keys or addresses: forget those quiet for a window
-                self._hits = {k: h for k, h in self._hits.items() if h and h[-1] > now - self.window}
-            hits = self._hits.setdefault(key_id, deque())
-            while hits and hits[0] <= now - self.window:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                raise RateLimited(hits[0] + self.window - now)
-            hits.append(now)
 
 
 @dataclass(frozen=True)
@@ -75,20 +54,21 @@ def origin_key(origin: str) -> str:
 class RefusedLimiter:
     """Requests refused before they reach a key's budget (no key, an unknown or revoked key, a
     foreign origin, a publishable key where only a secret key may go) are counted here, per client
-    address, and never against any key: an address past ``limit`` refusals in ``window`` seconds
-    gets 429 for its refused requests. A valid request from the same address is not affected."""
+    address, and never against any key: an address past ``limit`` refusals in a window gets 429
+    for its refused requests. A valid request from the same address is not affected. Counted like
+    the keys (assistant/api/limits.py): in Redis when it is set, so for every worker at once."""
 
-    def __init__(self, limit: int, window: float, metrics: Any = None) -> None:
-        self.counts = RateLimiter(limit, window)
+    def __init__(self, limits: Any, metrics: Any = None) -> None:
+        self.limits = limits
         self.metrics = metrics
 
-    def refused(self, request: Request, exc: Exception, reason: str) -> Exception:
+    async def refused(self, request: Request, exc: Exception, reason: str) -> Exception:
         """The error to answer with: ``exc``, or :class:`TooManyRefused` once the address is over."""
         address = request.client.host if request.client else "-"
         if self.metrics is not None:
             self.metrics.refused.labels(reason).inc()
         try:
-            self.counts.check(address)
+            await self.limits.hit(f"refused:{address}")
         except RateLimited as over:
             if self.metrics is not None:
                 self.metrics.refused.labels("over_limit").inc()
@@ -96,7 +76,7 @@ class RefusedLimiter:
         return exc
 
 
-def _identify(
+async def _identify(
     request: Request, credentials: HTTPAuthorizationCredentials | None, *, count: bool, secret: bool = False
 ) -> Caller:
     """The key's clinic and kind. Everything that can refuse the request is checked before it is
@@ -107,19 +87,24 @@ def _identify(
     which then lets the browser read the response."""
     refusals = request.app.state.refusals
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise refusals.refused(request, NotAuthenticated(), "not_authenticated")
-    info = request.app.state.assistant.library.registry.authenticate(credentials.credentials)
+        raise await refusals.refused(request, NotAuthenticated(), "not_authenticated")
+    registry = request.app.state.assistant.library.registry
+    if registry.kind == "sqlite":  # a local read of tens of microseconds that never waits: on the loop
+        info = registry.authenticate(credentials.credentials)
+    else:  # a round trip to the database server: in a thread, never blocking the loop
+        info = await run_in_threadpool(registry.authenticate, credentials.credentials)
     if info is None:
-        raise refusals.refused(
+        raise await refusals.refused(
             request,
             NotAuthenticated("The API key is unknown or revoked; ask the clinic's administrator for a key."),
             "not_authenticated",
         )
     request.state.clinic = info.clinic.id
+    read_with_key(info.clinic)  # the clinic's view in this request uses it: no second read
     if info.kind == "publishable":
         origin = origin_key(request.headers.get("origin", ""))
         if not origin or origin not in {origin_key(o) for o in info.clinic.allowed_origins}:
-            raise refusals.refused(
+            raise await refusals.refused(
                 request,
                 NotAllowed(
                     "This publishable key only works from the clinic's allowed origins; add the site with "
@@ -128,14 +113,18 @@ def _identify(
                 "foreign_origin",
             )
         if secret:
-            raise refusals.refused(
+            raise await refusals.refused(
                 request,
                 NotAllowed("A publishable key may only ask questions; use the clinic's secret key from its server."),
                 "publishable_key",
             )
         request.state.cors_origin = request.headers["origin"]
-    if count:
-        request.app.state.limiter.check(info.id)
+    limiter = request.app.state.limiter
+    try:  # every keyed reply says where the key's limit stands (X-RateLimit-*, added by Observe)
+        request.state.ratelimit = await (limiter.hit(info.id) if count else limiter.peek(info.id))
+    except RateLimited as exc:
+        request.state.ratelimit = exc.window
+        raise
     return Caller(key_id=info.id, clinic=info.clinic, kind=info.kind)
 
 
@@ -145,7 +134,7 @@ async def caller(
 ) -> Caller:
     """Any valid key of a clinic (publishable keys only from the clinic's allowed origins), counted
     against the key's rate limit."""
-    return _identify(request, credentials, count=True)
+    return await _identify(request, credentials, count=True)
 
 
 async def uncounted_caller(
@@ -154,7 +143,7 @@ async def uncounted_caller(
 ) -> Caller:
     """As :func:`caller`, without counting: for reads as cheap as the key check itself (the
     widget's settings on a page load), so page views do not spend the budget for questions."""
-    return _identify(request, credentials, count=False)
+    return await _identify(request, credentials, count=False)
 
 
 async def secret_caller(
@@ -163,7 +152,7 @@ async def secret_caller(
 ) -> Caller:
     """A clinic's secret key: documents, approval and audit need it. A publishable key is refused
     before anything is counted against it."""
-    return _identify(request, credentials, count=True, secret=True)
+    return await _identify(request, credentials, count=True, secret=True)
 
 
 AnyKey = Annotated[Caller, Depends(caller)]

@@ -32,11 +32,14 @@ STATUS: list[tuple[type[e.AssistantError], int]] = [
     (e.DocumentRejected, 422),
     (e.UnknownClinic, 404),
     (e.DocumentNotFound, 404),
+    (e.KeyNotFound, 404),
     (e.ApprovalNotFound, 404),
     (e.ApprovalInProgress, 409),
     (e.UnknownAnswer, 404),
     (e.IndexUnavailable, 503),
     (e.ModelUnavailable, 503),
+    (e.RegistryUnavailable, 503),
+    (e.RegistrySchemaError, 503),
 ]
 
 # For the OpenAPI schema: the errors each kind of route may answer with.
@@ -48,7 +51,7 @@ COMMON = {
     429: "Too many requests (see Retry-After).",
     409: "Another approval of the same document is under way (one at a time per document).",
     413: "Body too large.",
-    503: "Index or store unavailable.",
+    503: "Index, store or clinics database unavailable (the message says which; try again shortly).",
     504: "Took too long.",
     500: "Something unexpected went wrong (a bug: the message says to try again).",
 }
@@ -83,7 +86,7 @@ def error_response(
 def response_for(exc: e.AssistantError) -> JSONResponse:
     headers = {}
     if isinstance(exc, e.RateLimited):
-        headers["Retry-After"] = str(exc.retry_after)
+        headers["Retry-After"] = str(exc.retry_after)  # X-RateLimit-* are added by the Observe middleware
     if isinstance(exc, e.NotAuthenticated):
         headers["WWW-Authenticate"] = "Bearer"
     return error_response(status_of(exc), code_of(exc), exc.message, headers)

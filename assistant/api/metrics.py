@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -37,6 +37,17 @@ class Metrics:
         self.errors = Counter(
             "pht_errors", "Error responses by error code", ["error"], registry=self.registry
         )
+        self.limit_fallbacks = Counter(
+            "pht_rate_limit_fallbacks",
+            "Requests counted by this worker alone because Redis did not answer",
+            registry=self.registry,
+        )
+        self.redis_up = Gauge(
+            "pht_redis_up",
+            "1 while the shared rate-limit counter (Redis) answers, 0 while this worker counts alone",
+            registry=self.registry,
+        )
+        self.redis_up.set(1)
         self.refused = Counter(
             "pht_refused_requests",
             "Requests refused before counting against a key (no or a bad key, a foreign origin), and "

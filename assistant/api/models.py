@@ -39,11 +39,16 @@ class AskRequest(BaseModel):
 
 class HealthResponse(BaseModel):
     status: Literal["ok", "not_ready"]
-    ready: bool = Field(description="True when the index and the store answer.")
+    ready: bool = Field(description="True when the index, the store and the clinics database answer.")
     model: str = Field(description="The embedding model.")
     corpus_version: str
     store: Literal["embedded", "server"]
-    message: str = ""
+    registry: Literal["sqlite", "postgresql"] = Field(description="Where clinics, keys and audit live.")
+    rate_limits: Literal["redis", "memory"] = Field(
+        description="Where this worker counts requests now: `redis` (shared by all workers) or `memory` "
+        "(its own: Redis unset, or unreachable just now)."
+    )
+    message: str = Field(default="", description="What is wrong, or degraded, and what happens meanwhile.")
     composer: str = Field(
         default="extractive",
         description="Who writes replies by default: `extractive` (quotes), or `llm:<model>` when PHT_LLM_BASE_URL is set.",
@@ -165,6 +170,11 @@ class AuditRecord(BaseModel):
 
 class AuditList(BaseModel):
     records: list[AuditRecord]
+
+
+class KeyRevoked(BaseModel):
+    id: str = Field(description="The key's id (the 12 hex digits after `pht_sk_` or `pht_pk_`).")
+    revoked: bool = True
 
 
 class FeedbackRequest(BaseModel):

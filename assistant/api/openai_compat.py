@@ -230,7 +230,7 @@ DESCRIBED = {
     403: "A publishable key from an origin the clinic has not allowed.",
     413: "Body too large.",
     429: "Too many requests (see Retry-After).",
-    503: "Index or store unavailable.",
+    503: "Index, store or clinics database unavailable.",
     504: "Took too long.",
     500: "Something unexpected went wrong.",
 }

@@ -28,7 +28,7 @@ from html.parser import HTMLParser
 from pathlib import PurePath
 from typing import Any
 
-from assistant.clinics.registry import Clinic, ClinicDocument, ClinicRegistry
+from assistant.clinics.registry import Clinic, ClinicDocument, ClinicRegistry, open_registry
 from assistant.corpus.parse import (
     Document,
     DocumentEntry,
@@ -319,7 +319,7 @@ class ClinicLibrary:
         self.settings = settings
         self.index = index  # the shared corpus index, checked by readiness()
         self.embeddings = embeddings
-        self.registry = registry or ClinicRegistry(settings.clinics_path, timeout=settings.store_timeout)
+        self.registry = registry or open_registry(settings)  # every statement within PHT_STORE_TIMEOUT
         self.store = store or Store.from_settings(settings)
         self._lock = threading.Lock()
         # clinic id -> (revision, retriever or None, {document id: approver})
@@ -507,10 +507,17 @@ class ClinicLibrary:
         ]
 
     def readiness(self) -> tuple[bool, str]:
-        """``(ready, sentence)``: whether the search index and the store answer now."""
+        """``(ready, sentence)``: whether the search index, the store and the clinics database answer now."""
         from assistant.errors import AssistantError
         from assistant.index.store import guarded
 
+        try:
+            self.registry.ping()
+        except AssistantError:
+            return False, (
+                "The clinics database cannot be reached; keyed requests fail with 503 until it returns "
+                "(each worker reconnects by itself)."
+            )
         if not self.store.heartbeat():
             return False, "The document store cannot be reached; answers fail with 503 until it returns."
         try:

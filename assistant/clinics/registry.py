@@ -1,9 +1,20 @@
-"""Clinics, their API keys, their documents, their audit trail and their patients' feedback, in
-one SQLite file.
+"""Clinics, their API keys, their documents, their audit trail and their patients' feedback: the registry.
+
+One interface, :class:`ClinicRegistry`, two implementations (:mod:`assistant.clinics.sql`): an
+embedded SQLite file (the default; a single machine needs nothing else) and PostgreSQL (several
+workers on several machines share one; ``PHT_DATABASE_URL=postgresql+psycopg://...``). The same
+contract tests run against both. ``ClinicRegistry(path)`` opens the SQLite file at ``path``,
+``ClinicRegistry("postgresql+psycopg://...")`` a PostgreSQL database; :func:`open_registry` picks
+from the settings.
 
 Keys are shown once when created and stored only as a SHA-256 hash (they are 32 random bytes,
 so a plain hash is enough). A key looks like ``pht_sk_<id>_<secret>`` (secret: for a clinic's
 servers) or ``pht_pk_<id>_<secret>`` (publishable: may only ask, from the clinic's origins).
+
+What every worker sees, and how soon (docs/deploy.md): each request reads its key (and the key's
+clinic) from the database, so a revoked key or a changed clinic setting is refused or applied on
+the next request anywhere; approved or deleted documents are noticed within
+``clinic_refresh_seconds`` (each worker compares the clinics' revisions that often).
 
 >>> import tempfile, pathlib
 >>> reg = ClinicRegistry(pathlib.Path(tempfile.mkdtemp()) / "clinics.sqlite3")
@@ -15,112 +26,29 @@ servers) or ``pht_pk_<id>_<secret>`` (publishable: may only ask, from the clinic
 
 from __future__ import annotations
 
-import contextlib
+import abc
+import atexit
 import datetime as dt
 import hashlib
-import hmac
-import atexit
-import json
 import logging
 import re
-import secrets
-import sqlite3
 import threading
-import time
 import weakref
-from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pydantic import SecretStr
 
-from assistant.errors import (
-    ApprovalInProgress,
-    ApprovalNotFound,
-    Cancelled,
-    ClinicError,
-    DocumentNotFound,
-    UnknownAnswer,
-    UnknownClinic,
-)
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS clinics (
-    id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, emergency_text TEXT NOT NULL DEFAULT '',
-    allowed_origins TEXT NOT NULL DEFAULT '[]', created TEXT NOT NULL,
-    revision INTEGER NOT NULL DEFAULT 0,
-    accent_color TEXT NOT NULL DEFAULT '', logo_url TEXT NOT NULL DEFAULT '',
-    feedback_questions INTEGER NOT NULL DEFAULT 0,
-    llm_base_url TEXT NOT NULL DEFAULT '', llm_model TEXT NOT NULL DEFAULT '', llm_api_key TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS keys (
-    id TEXT PRIMARY KEY, clinic_id TEXT NOT NULL REFERENCES clinics(id), hash TEXT NOT NULL,
-    kind TEXT NOT NULL, created TEXT NOT NULL, revoked TEXT
-);
-CREATE TABLE IF NOT EXISTS documents (
-    id TEXT PRIMARY KEY, clinic_id TEXT NOT NULL REFERENCES clinics(id), filename TEXT NOT NULL,
-    title TEXT NOT NULL, media_type TEXT NOT NULL, text TEXT NOT NULL, version TEXT NOT NULL,
-    sections TEXT NOT NULL, uploaded TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'draft',
-    approved_by TEXT, approved_at TEXT, approved_version TEXT, flags TEXT NOT NULL DEFAULT '[]'
-);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, clinic_id TEXT NOT NULL,
-    answer_id TEXT NOT NULL, status TEXT NOT NULL, triage TEXT NOT NULL, sources TEXT NOT NULL,
-    corpus_version TEXT NOT NULL, composer TEXT NOT NULL, model TEXT NOT NULL,
-    prompt_version TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS audit_clinic ON audit (clinic_id, id);
-CREATE INDEX IF NOT EXISTS audit_answer ON audit (answer_id);
-CREATE TABLE IF NOT EXISTS approval_jobs (
-    id TEXT PRIMARY KEY, clinic_id TEXT NOT NULL, doc_id TEXT NOT NULL, version TEXT NOT NULL,
-    reviewer TEXT NOT NULL, confirm TEXT NOT NULL DEFAULT '[]', status TEXT NOT NULL,
-    created TEXT NOT NULL, started TEXT, finished TEXT, heartbeat REAL NOT NULL,
-    done INTEGER NOT NULL DEFAULT 0, total INTEGER NOT NULL DEFAULT 0, error TEXT, message TEXT
-);
-CREATE UNIQUE INDEX IF NOT EXISTS approval_jobs_one_per_document ON approval_jobs (doc_id)
-    WHERE status IN ('queued', 'running');
-CREATE INDEX IF NOT EXISTS approval_jobs_clinic ON approval_jobs (clinic_id, doc_id, created);
-CREATE TABLE IF NOT EXISTS feedback (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, clinic_id TEXT NOT NULL, answer_id TEXT NOT NULL,
-    rating TEXT NOT NULL CHECK (rating IN ('up', 'down')), comment TEXT NOT NULL DEFAULT '',
-    question TEXT, status TEXT NOT NULL, sources TEXT NOT NULL, time TEXT NOT NULL,
-    updated TEXT NOT NULL, UNIQUE (clinic_id, answer_id)
-);
-"""
-
-# Columns added to ``clinics`` after the first release: added to older files when opened.
-# Columns added to ``documents`` later: the flagged passages (assistant/safety/passages.py).
-_DOCUMENT_COLUMNS = {"flags": "TEXT NOT NULL DEFAULT '[]'"}
-
-_CLINIC_COLUMNS = {
-    "accent_color": "TEXT NOT NULL DEFAULT ''",
-    "logo_url": "TEXT NOT NULL DEFAULT ''",
-    "feedback_questions": "INTEGER NOT NULL DEFAULT 0",
-    # the clinic's own language-model endpoint (docs/api.md); the key is only ever read to call it
-    "llm_base_url": "TEXT NOT NULL DEFAULT ''",
-    "llm_model": "TEXT NOT NULL DEFAULT ''",
-    "llm_api_key": "TEXT NOT NULL DEFAULT ''",
-}
-# Columns added to ``audit`` after the first release.
-_AUDIT_COLUMNS = {"prompt_version": "TEXT NOT NULL DEFAULT ''"}
+from assistant.errors import ClinicError
 
 log = logging.getLogger("assistant.clinics.registry")
 
-_KEY = re.compile(r"^pht_(sk|pk)_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")
+KEY_PATTERN = re.compile(r"^pht_(sk|pk)_([0-9a-f]{12})_([A-Za-z0-9_-]{20,})$")
 _COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _LOGO_URL = re.compile(r"^https?://[^\s\"'<>()\\]+$")
 _ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
 _ENDPOINT = re.compile(r"^https?://[^\s\"'<>]+$")
-
-
-_INTERRUPTED = (
-    "The server stopped while approving this document; nothing was recorded. Approve it again."
-)
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def clinic_slug(name: str) -> str:
@@ -138,10 +66,6 @@ def clinic_slug(name: str) -> str:
     return slug
 
 
-def _hash(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
 @dataclass(frozen=True)
 class Clinic:
     id: str
@@ -154,7 +78,8 @@ class Clinic:
     feedback_questions: bool = False  # keep the question text with a patient's feedback
     llm_base_url: str = ""  # the clinic's own OpenAI-compatible endpoint; empty: the server's composer
     llm_model: str = ""
-    llm_api_key: SecretStr = field(default=SecretStr(""), repr=False)  # never shown, logged or listed
+    # sent to that endpoint, so stored as given (not a hash); never shown, logged, listed or returned
+    llm_api_key: SecretStr = field(default=SecretStr(""), repr=False)
 
 
 @dataclass(frozen=True)
@@ -211,72 +136,29 @@ class ClinicDocument:
         }
 
 
-class ClinicRegistry:
-    """The SQLite file of clinics, key hashes, clinic documents and audit records. Thread-safe."""
+class ClinicRegistry(abc.ABC):
+    """The registry's interface. Thread-safe; every method may raise
+    :class:`~assistant.errors.RegistryUnavailable` when the database does not answer.
 
-    def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
-        """``timeout``: seconds a statement may wait for another process's write (the API passes
-        ``PHT_STORE_TIMEOUT``; past it the call fails, rather than hanging the request)."""
-        self.path = Path(path)
-        self.timeout = timeout
-        self._local = threading.local()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.closing(sqlite3.connect(self.path, timeout=30.0)) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-            have = {r[1] for r in conn.execute("PRAGMA table_info(clinics)")}
-            for column, kind in _CLINIC_COLUMNS.items():
-                if column not in have:
-                    conn.execute(f"ALTER TABLE clinics ADD COLUMN {column} {kind}")
-            have = {r[1] for r in conn.execute("PRAGMA table_info(documents)")}
-            for column, kind in _DOCUMENT_COLUMNS.items():
-                if column not in have:
-                    conn.execute(f"ALTER TABLE documents ADD COLUMN {column} {kind}")
-            have = {r[1] for r in conn.execute("PRAGMA table_info(audit)")}
-            for column, kind in _AUDIT_COLUMNS.items():
-                if column not in have:
-                    conn.execute(f"ALTER TABLE audit ADD COLUMN {column} {kind}")
-            conn.commit()
-        self._audit = AuditWriter(self._write_audit)
+    ``ClinicRegistry(where)`` opens the implementation ``where`` names: a path or ``sqlite:///``
+    URL (:class:`~assistant.clinics.sql.SQLiteRegistry`) or a ``postgresql+psycopg://`` URL
+    (:class:`~assistant.clinics.sql.PostgresRegistry`).
+    """
 
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
-            self._local.conn = conn
-        return conn
+    kind: str = ""  # "sqlite" or "postgresql"
+    where: str = ""  # the file or the URL without its password, for messages
 
-    def _rows(self, sql: str, args: Any = ()) -> list[sqlite3.Row]:
-        """One read statement, outside any write transaction: it takes no write lock, so it never
-        waits for a writer (WAL), and it sees everything committed before it. The cursor is closed
-        at once, which ends the statement's read snapshot (a later read sees later commits)."""
-        cur = self._conn().execute(sql, args)
-        try:
-            return cur.fetchall()
-        finally:
-            cur.close()
+    def __new__(cls, *args: Any, **kwargs: Any) -> "ClinicRegistry":
+        if cls is ClinicRegistry:
+            from assistant.clinics.sql import PostgresRegistry, SQLiteRegistry
 
-    def _row(self, sql: str, args: Any = ()) -> sqlite3.Row | None:
-        rows = self._rows(sql, args)
-        return rows[0] if rows else None
-
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction (``BEGIN IMMEDIATE``): one writer at a time."""
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            where = args[0] if args else kwargs.get("where")
+            cls = PostgresRegistry if str(where).startswith("postgresql") else SQLiteRegistry
+        return super().__new__(cls)
 
     # -- clinics -------------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def add_clinic(
         self,
         name: str,
@@ -290,29 +172,10 @@ class ClinicRegistry:
         llm_model: str = "",
         llm_api_key: str = "",
     ) -> Clinic:
-        name = name.strip()
-        llm = _llm(llm_base_url, llm_model, llm_api_key)
-        cid = clinic_slug(name)
-        theme = _theme(accent_color, logo_url)
-        with self._db() as db:
-            if db.execute("SELECT 1 FROM clinics WHERE id = ? OR name = ?", (cid, name)).fetchone():
-                raise ClinicError(f"A clinic named {name!r} already exists; choose another name.")
-            db.execute(
-                "INSERT INTO clinics (id, name, emergency_text, allowed_origins, created, accent_color, logo_url, "
-                "feedback_questions, llm_base_url, llm_model, llm_api_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    cid,
-                    name,
-                    emergency_text.strip(),
-                    json.dumps(_origins(allowed_origins or [])),
-                    _now(),
-                    *theme,
-                    int(feedback_questions),
-                    *llm,
-                ),
-            )
-        return self.clinic(cid)
+        """A new clinic (its origins, colour, logo and language-model endpoint checked:
+        :class:`ClinicError` says what is wrong)."""
 
+    @abc.abstractmethod
     def update_clinic(
         self,
         name_or_id: str,
@@ -327,7 +190,8 @@ class ClinicRegistry:
         llm_api_key: str | None = None,
     ) -> Clinic:
         """Change the given fields of a clinic's record (``None`` leaves a field as it is; an empty
-        colour or logo URL removes it). Every worker sees the change on its next request.
+        colour or logo URL removes it; an empty ``llm_base_url`` removes the endpoint with its model
+        and key). Every worker on every machine applies it on its next request.
 
         >>> import tempfile, pathlib
         >>> reg = ClinicRegistry(pathlib.Path(tempfile.mkdtemp()) / "clinics.sqlite3")
@@ -335,484 +199,179 @@ class ClinicRegistry:
         >>> reg.update_clinic("north-physio", accent_color="#0B7285").accent_color
         '#0b7285'
         """
-        clinic = self.clinic(name_or_id)
-        accent, logo = _theme(
-            clinic.accent_color if accent_color is None else accent_color,
-            clinic.logo_url if logo_url is None else logo_url,
-        )
-        url = clinic.llm_base_url if llm_base_url is None else llm_base_url
-        llm = _llm(
-            url,
-            (clinic.llm_model if llm_model is None else llm_model) if url.strip() else "",
-            (clinic.llm_api_key.get_secret_value() if llm_api_key is None else llm_api_key) if url.strip() else "",
-        )  # an emptied endpoint takes its model and key with it
-        with self._db() as db:
-            db.execute(
-                "UPDATE clinics SET emergency_text = ?, allowed_origins = ?, accent_color = ?, logo_url = ?, "
-                "feedback_questions = ?, llm_base_url = ?, llm_model = ?, llm_api_key = ? WHERE id = ?",
-                (
-                    clinic.emergency_text if emergency_text is None else emergency_text.strip(),
-                    json.dumps(_origins(clinic.allowed_origins if allowed_origins is None else allowed_origins)),
-                    accent,
-                    logo,
-                    int(clinic.feedback_questions if feedback_questions is None else feedback_questions),
-                    *llm,
-                    clinic.id,
-                ),
-            )
-        return self.clinic(clinic.id)
 
-    def clinics(self) -> list[Clinic]:
-        rows = self._rows("SELECT * FROM clinics ORDER BY name")
-        return [self._clinic(r) for r in rows]
+    @abc.abstractmethod
+    def clinics(self) -> list[Clinic]: ...
 
+    @abc.abstractmethod
     def clinic(self, name_or_id: str) -> Clinic:
-        row = self._row("SELECT * FROM clinics WHERE id = ? OR name = ?", (name_or_id, name_or_id))
-        if row is None:
-            raise UnknownClinic(
-                f"There is no clinic {name_or_id!r}; add it with `pht-assistant clinic add` or list them with `pht-assistant clinic list`."
-            )
-        return self._clinic(row)
+        """The clinic, or :class:`~assistant.errors.UnknownClinic`."""
 
-    @staticmethod
-    def _clinic(row: sqlite3.Row) -> Clinic:
-        return Clinic(
-            id=row["id"],
-            name=row["name"],
-            emergency_text=row["emergency_text"],
-            allowed_origins=tuple(json.loads(row["allowed_origins"])),
-            revision=row["revision"],
-            accent_color=row["accent_color"],
-            logo_url=row["logo_url"],
-            feedback_questions=bool(row["feedback_questions"]),
-            llm_base_url=row["llm_base_url"],
-            llm_model=row["llm_model"],
-            llm_api_key=SecretStr(row["llm_api_key"]),
-        )
-
+    @abc.abstractmethod
     def revisions(self) -> dict[str, int]:
         """Each clinic's document revision: it goes up whenever an approved document changes."""
-        return {r["id"]: r["revision"] for r in self._rows("SELECT id, revision FROM clinics")}
 
     # -- keys ----------------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def create_key(self, clinic: str, *, publishable: bool = False) -> str:
         """A new key for ``clinic``; returned once, only its hash is kept."""
-        c = self.clinic(clinic)
-        key_id = secrets.token_hex(6)
-        key = f"pht_{'pk' if publishable else 'sk'}_{key_id}_{secrets.token_urlsafe(32)}"
-        with self._db() as db:
-            db.execute(
-                "INSERT INTO keys (id, clinic_id, hash, kind, created) VALUES (?, ?, ?, ?, ?)",
-                (key_id, c.id, _hash(key), "publishable" if publishable else "secret", _now()),
-            )
-        return key
 
-    def revoke_key(self, key_or_id: str) -> str:
-        """Revoke a key by its id (the 12 hex digits after ``pht_sk_``) or by the key itself."""
-        m = _KEY.match(key_or_id.strip())
-        key_id = m.group(2) if m else key_or_id.strip()
-        with self._db() as db:
-            row = db.execute(
-                "SELECT clinic_id FROM keys WHERE id = ? AND revoked IS NULL", (key_id,)
-            ).fetchone()
-            if row is None:
-                raise ClinicError(
-                    f"There is no active key {key_id!r}; list them with `pht-assistant key list`."
-                )
-            db.execute("UPDATE keys SET revoked = ? WHERE id = ?", (_now(), key_id))
-        return key_id
+    @abc.abstractmethod
+    def revoke_key(self, key_or_id: str, *, clinic: str | None = None) -> str:
+        """Revoke a key by its id (the 12 hex digits after ``pht_sk_``) or by the key itself
+        (with ``clinic``, only that clinic's keys); returns its id."""
 
-    def keys(self, clinic: str | None = None) -> list[dict[str, Any]]:
-        query, args = "SELECT id, clinic_id, kind, created, revoked FROM keys", ()
-        if clinic:
-            query, args = query + " WHERE clinic_id = ?", (self.clinic(clinic).id,)
-        return [dict(r) for r in self._rows(query + " ORDER BY created", args)]
+    @abc.abstractmethod
+    def keys(self, clinic: str | None = None) -> list[dict[str, Any]]: ...
 
+    @abc.abstractmethod
     def authenticate(self, key: str) -> KeyInfo | None:
         """The key's clinic and kind, or ``None`` for a malformed, unknown or revoked key."""
-        m = _KEY.match(key or "")
-        if not m:
-            return None
-        # One read, key and clinic together, on every request: a key revoked by any process
-        # (`pht-assistant key revoke`, another worker) is refused on its next request.
-        row = self._row(
-            "SELECT k.hash, k.kind AS key_kind, k.id AS key_id, c.* FROM keys k JOIN clinics c ON c.id = k.clinic_id "
-            "WHERE k.id = ? AND k.revoked IS NULL",
-            (m.group(2),),
-        )
-        if row is None or not hmac.compare_digest(row["hash"], _hash(key)):
-            return None
-        kind = "publishable" if m.group(1) == "pk" else "secret"
-        if kind != row["key_kind"]:
-            return None
-        return KeyInfo(id=row["key_id"], clinic=self._clinic(row), kind=kind)
 
     # -- documents -----------------------------------------------------------------------------
 
-    def add_document(self, doc: ClinicDocument) -> ClinicDocument:
-        with self._db() as db:
-            db.execute(
-                "INSERT INTO documents (id, clinic_id, filename, title, media_type, text, version, sections, uploaded, status, flags) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'draft', ?)",
-                (
-                    doc.id,
-                    doc.clinic_id,
-                    doc.filename,
-                    doc.title,
-                    doc.media_type,
-                    doc.text,
-                    doc.version,
-                    json.dumps(doc.sections),
-                    doc.uploaded,
-                    json.dumps(doc.flags),
-                ),
-            )
-        return self.document(doc.clinic_id, doc.id)
+    @abc.abstractmethod
+    def add_document(self, doc: ClinicDocument) -> ClinicDocument: ...
 
-    def documents(self, clinic_id: str, *, status: str | None = None) -> list[ClinicDocument]:
-        query, args = "SELECT * FROM documents WHERE clinic_id = ?", [clinic_id]
-        if status:
-            query += " AND status = ?"
-            args.append(status)
-        rows = self._rows(query + " ORDER BY uploaded, id", args)
-        return [self._document(r) for r in rows]
+    @abc.abstractmethod
+    def documents(self, clinic_id: str, *, status: str | None = None) -> list[ClinicDocument]: ...
 
+    @abc.abstractmethod
     def document(self, clinic_id: str, doc_id: str) -> ClinicDocument:
-        row = self._row("SELECT * FROM documents WHERE clinic_id = ? AND id = ?", (clinic_id, doc_id))
-        if row is None:
-            raise DocumentNotFound(
-                f"This clinic has no document {doc_id!r}; list its documents with GET /v1/documents."
-            )
-        return self._document(row)
+        """The document, or :class:`~assistant.errors.DocumentNotFound`."""
 
-    # -- approvals (one job per approval; docs/api.md#approvals) ----------------------------------
+    @abc.abstractmethod
+    def approve(self, clinic_id: str, doc_id: str, reviewer: str) -> ClinicDocument: ...
 
+    @abc.abstractmethod
+    def delete_document(self, clinic_id: str, doc_id: str) -> ClinicDocument: ...
+
+    # -- approvals (one job per approval; assistant/clinics/approvals.py) -------------------------
+
+    @abc.abstractmethod
     def start_approval(
-        self,
-        clinic_id: str,
-        doc_id: str,
-        *,
-        reviewer: str,
-        version: str,
-        confirm: list[str],
-        stale_after: float,
+        self, clinic_id: str, doc_id: str, *, reviewer: str, version: str, confirm: list[str], stale_after: float
     ) -> tuple[dict[str, Any], str]:
-        """Begin an approval, or find the one it repeats: ``(job, outcome)``, in one transaction.
+        """Begin an approval, or find the one it repeats, in one transaction: ``(job, outcome)``.
 
-        ``outcome`` is ``"new"`` (a job was made, ``queued``), ``"same"`` (the same approval,
-        same version, reviewer and confirmed passages, is queued or running: that job), or
-        ``"done"`` (the document is already approved so, by the job returned). Another approval
-        of the same document that is still running raises :class:`ApprovalInProgress`: one at a
-        time per document. A job whose worker has not been heard of for ``stale_after`` seconds
-        (killed with its process) is marked failed first.
-        """
-        confirm = sorted(set(confirm))
-        now = time.time()
-        with self._db() as db:
-            doc = db.execute(
-                "SELECT status, approved_by, approved_version, flags FROM documents WHERE clinic_id = ? AND id = ?",
-                (clinic_id, doc_id),
-            ).fetchone()
-            if doc is None:
-                raise DocumentNotFound(
-                    f"This clinic has no document {doc_id!r}; list its documents with GET /v1/documents."
-                )
-            db.execute(
-                "UPDATE approval_jobs SET status = 'failed', finished = ?, error = 'approval_interrupted', "
-                "message = ? WHERE doc_id = ? AND status IN ('queued', 'running') AND heartbeat < ?",
-                (_now(), _INTERRUPTED, doc_id, now - stale_after),
-            )
-            live = db.execute(
-                "SELECT * FROM approval_jobs WHERE doc_id = ? AND status IN ('queued', 'running')", (doc_id,)
-            ).fetchone()
-            if live is not None:
-                job = self._job(live)
-                if (job["reviewer"], job["version"], job["confirm"]) == (reviewer, version, confirm):
-                    return job, "same"
-                raise ApprovalInProgress(
-                    f"An approval of this document by {job['reviewer']!r} is under way (job {job['id']}); wait for "
-                    f"it with GET /v1/approvals/{job['id']}, then approve again if you need to."
-                )
-            confirmed = sorted(f["passage"] for f in json.loads(doc["flags"]) if f.get("confirmed"))
-            if (doc["status"], doc["approved_by"], doc["approved_version"], confirmed) == (
-                "approved",
-                reviewer,
-                version,
-                confirm,
-            ):
-                last = db.execute(
-                    "SELECT * FROM approval_jobs WHERE doc_id = ? AND status = 'succeeded' ORDER BY created DESC LIMIT 1",
-                    (doc_id,),
-                ).fetchone()
-                if last is not None:
-                    return self._job(last), "done"
-            job_id = "apv-" + secrets.token_hex(8)
-            db.execute(
-                "INSERT INTO approval_jobs (id, clinic_id, doc_id, version, reviewer, confirm, status, created, heartbeat) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
-                (job_id, clinic_id, doc_id, version, reviewer, json.dumps(confirm), _now(), now),
-            )
-        return self.approval_job(clinic_id, job_id), "new"
+        ``outcome`` is ``"new"`` (a job was made, ``queued``), ``"same"`` (the same approval, same
+        version, reviewer and confirmed passages, is queued or running: that job) or ``"done"`` (the
+        document is already approved so, by the job returned). Another approval of the same document
+        still running raises :class:`~assistant.errors.ApprovalInProgress`: one at a time per
+        document, held by a unique index on running jobs. A job not heard of for ``stale_after``
+        seconds (lost with its worker) is marked failed first."""
 
+    @abc.abstractmethod
     def approval_job(self, clinic_id: str, job_id: str, *, stale_after: float | None = None) -> dict[str, Any]:
-        """One of the clinic's approval jobs (another clinic's is not found). With ``stale_after``,
-        a job whose worker has gone quiet that long is reported (and recorded) as interrupted."""
-        row = self._row("SELECT * FROM approval_jobs WHERE clinic_id = ? AND id = ?", (clinic_id, job_id))
-        if row is None:
-            raise ApprovalNotFound()
-        job = self._job(row)
-        if stale_after is not None and job["status"] in ("queued", "running") and row["heartbeat"] < time.time() - stale_after:
-            self.fail_job(job_id, "approval_interrupted", _INTERRUPTED)
-            return self.approval_job(clinic_id, job_id)
-        return job
+        """One of the clinic's approval jobs (:class:`~assistant.errors.ApprovalNotFound` for any
+        other); with ``stale_after``, a job gone quiet that long is recorded and reported interrupted."""
 
+    @abc.abstractmethod
     def update_job(self, job_id: str, *, status: str | None = None, done: int | None = None, total: int | None = None) -> None:
-        """Progress of a queued or running job (and its heartbeat)."""
-        with self._db() as db:
-            db.execute(
-                "UPDATE approval_jobs SET status = COALESCE(?, status), done = COALESCE(?, done), "
-                "total = COALESCE(?, total), heartbeat = ?, "
-                "started = CASE WHEN ? = 'running' AND started IS NULL THEN ? ELSE started END "
-                "WHERE id = ? AND status IN ('queued', 'running')",
-                (status, done, total, time.time(), status, _now(), job_id),
-            )
+        """Progress of a queued or running job, and its heartbeat."""
 
+    @abc.abstractmethod
     def heartbeat_jobs(self, job_ids: list[str]) -> None:
         """This worker's jobs are alive (every few seconds while any runs)."""
-        if not job_ids:
-            return
-        with self._db() as db:
-            db.executemany(
-                "UPDATE approval_jobs SET heartbeat = ? WHERE id = ? AND status IN ('queued', 'running')",
-                [(time.time(), j) for j in job_ids],
-            )
 
+    @abc.abstractmethod
     def fail_job(self, job_id: str, error: str, message: str) -> bool:
         """Mark a queued or running job failed; ``False`` if it had already ended."""
-        with self._db() as db:
-            cur = db.execute(
-                "UPDATE approval_jobs SET status = 'failed', finished = ?, error = ?, message = ? "
-                "WHERE id = ? AND status IN ('queued', 'running')",
-                (_now(), error, message, job_id),
-            )
-            return cur.rowcount > 0
 
+    @abc.abstractmethod
     def finish_approval(self, job_id: str, flags: list[dict[str, Any]]) -> ClinicDocument:
         """Record the approval a running job did, in one transaction with the job's end: the
-        document is approved by the job's reviewer, at the job's version, with its flagged
-        passages; raises :class:`Cancelled` when the job is no longer running (it timed out, or
-        was found interrupted), and then nothing is recorded."""
-        with self._db() as db:
-            row = db.execute("SELECT * FROM approval_jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None or row["status"] != "running":
-                raise Cancelled("This approval was stopped before it finished; nothing was recorded. Approve again.")
-            cur = db.execute(
-                "UPDATE documents SET status = 'approved', approved_by = ?, approved_at = ?, approved_version = ?, "
-                "flags = ? WHERE clinic_id = ? AND id = ? AND version = ?",
-                (row["reviewer"], _now(), row["version"], json.dumps(flags), row["clinic_id"], row["doc_id"], row["version"]),
-            )
-            if cur.rowcount == 0:
-                raise DocumentNotFound("The document was deleted while it was being approved; nothing was recorded.")
-            db.execute("UPDATE clinics SET revision = revision + 1 WHERE id = ?", (row["clinic_id"],))
-            db.execute(
-                "UPDATE approval_jobs SET status = 'succeeded', finished = ?, heartbeat = ? WHERE id = ?",
-                (_now(), time.time(), job_id),
-            )
-        return self.document(row["clinic_id"], row["doc_id"])
-
-    @staticmethod
-    def _job(row: sqlite3.Row) -> dict[str, Any]:
-        return {
-            "id": row["id"],
-            "clinic_id": row["clinic_id"],
-            "document_id": row["doc_id"],
-            "version": row["version"],
-            "reviewer": row["reviewer"],
-            "confirm": json.loads(row["confirm"]),
-            "status": row["status"],
-            "created": row["created"],
-            "started": row["started"],
-            "finished": row["finished"],
-            "done": row["done"],
-            "total": row["total"],
-            "error": row["error"],
-            "message": row["message"],
-        }
-
-    def delete_document(self, clinic_id: str, doc_id: str) -> ClinicDocument:
-        doc = self.document(clinic_id, doc_id)
-        with self._db() as db:
-            db.execute("DELETE FROM documents WHERE clinic_id = ? AND id = ?", (clinic_id, doc_id))
-            db.execute("UPDATE clinics SET revision = revision + 1 WHERE id = ?", (clinic_id,))
-        return doc
-
-    @staticmethod
-    def _document(row: sqlite3.Row) -> ClinicDocument:
-        return ClinicDocument(
-            id=row["id"],
-            clinic_id=row["clinic_id"],
-            filename=row["filename"],
-            title=row["title"],
-            media_type=row["media_type"],
-            text=row["text"],
-            version=row["version"],
-            sections=json.loads(row["sections"]),
-            uploaded=row["uploaded"],
-            status=row["status"],
-            approved_by=row["approved_by"],
-            approved_at=row["approved_at"],
-            approved_version=row["approved_version"],
-            flags=json.loads(row["flags"]),
-        )
+        document approved by the job's reviewer, at its version, with its flagged passages.
+        :class:`~assistant.errors.Cancelled` when the job is no longer running (it timed out, or
+        was found interrupted): then nothing is recorded."""
 
     # -- audit ---------------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def record_answer(self, clinic_id: str, answer: Any, *, composer: str, model: str, prompt_version: str = "") -> None:
-        """One audit row for an answer: never the question text. ``prompt_version``: the version of
-        the prompt a language model wrote the reply with (empty for quoted replies).
+        """One audit row for an answer, never the question text; committed in the background.
+        ``prompt_version``: the version of the prompt a language model wrote the reply with (empty
+        for quoted replies)."""
 
-        The row (its time is now) is handed to this registry's :class:`AuditWriter`, which commits
-        it from a background thread, batched with the rows that arrived meanwhile; :meth:`audit`
-        and :meth:`flush_audit` wait for it, and so does the end of the process.
-        """
-        triage = answer.triage
-        sources = [
-            {"source": c.source, "version": c.version, "approved_by": c.approved_by} for c in answer.citations
-        ]
-        self._audit.put(
-            (
-                _now(),
-                clinic_id,
-                answer.id,
-                answer.status.value,
-                json.dumps({"decision": triage.decision, "rule": triage.rule} if triage else {}),
-                json.dumps(sources),
-                answer.corpus_version,
-                composer,
-                model,
-                prompt_version,
-            )
-        )
+    @abc.abstractmethod
+    def audit(self, clinic_id: str, *, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
+        """The clinic's audit rows, newest first (this process's pending rows are committed first)."""
 
-    def answered(self, clinic_id: str, answer_id: str) -> dict[str, Any] | None:
-        """The audit record of an answer this clinic was given, or ``None`` (never another clinic's)."""
-        self.flush_audit()  # an answer this process has just given is found
-        row = self._row(
-            "SELECT status, sources FROM audit WHERE clinic_id = ? AND answer_id = ? ORDER BY id DESC LIMIT 1",
-            (clinic_id, answer_id),
-        )
-        return None if row is None else {"status": row["status"], "sources": json.loads(row["sources"])}
-
-    def _write_audit(self, rows: list[tuple[Any, ...]]) -> None:
-        with self._db() as db:
-            db.executemany(
-                "INSERT INTO audit (time, clinic_id, answer_id, status, triage, sources, corpus_version, composer, model, "
-                "prompt_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-
+    @abc.abstractmethod
     def flush_audit(self, timeout: float = 30.0) -> bool:
         """Wait until every audit row recorded so far in this process is committed."""
-        return self._audit.flush(timeout)
 
-    def close(self) -> None:
-        """Commit the pending audit rows and stop the writer (later rows are written at once)."""
-        self._audit.close()
-
-    def audit(self, clinic_id: str, *, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
-        self.flush_audit()  # this process's own answers are all listed
-        query, args = "SELECT * FROM audit WHERE clinic_id = ?", [clinic_id]
-        if before is not None:
-            query += " AND id < ?"
-            args.append(before)
-        rows = self._rows(query + " ORDER BY id DESC LIMIT ?", [*args, limit])
-        return [
-            {
-                "id": r["id"],
-                "time": r["time"],
-                "clinic": r["clinic_id"],
-                "answer_id": r["answer_id"],
-                "status": r["status"],
-                "triage": json.loads(r["triage"]),
-                "sources": json.loads(r["sources"]),
-                "corpus_version": r["corpus_version"],
-                "composer": r["composer"],
-                "model": r["model"],
-                "prompt_version": r["prompt_version"],
-            }
-            for r in rows
-        ]
+    @abc.abstractmethod
+    def answered(self, clinic_id: str, answer_id: str) -> dict[str, Any] | None:
+        """The audit record (``status``, ``sources``) of an answer this clinic was given, or
+        ``None`` (never another clinic's)."""
 
     # -- feedback ------------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def record_feedback(
         self, clinic_id: str, answer_id: str, rating: str, *, comment: str = "", question: str | None = None
     ) -> dict[str, Any]:
-        """A patient's rating of one answer the clinic was given, with an optional comment; a
-        second rating of the same answer replaces the first (a new comment replaces the old one).
+        """A patient's rating (``up`` or ``down``) of one answer the clinic was given, with an
+        optional comment; a second rating of the same answer replaces the first (a new comment
+        replaces the old one). ``question`` is kept only when the clinic has ``feedback_questions``
+        on, dropped otherwise. :class:`~assistant.errors.UnknownAnswer` for an answer not in the
+        clinic's audit trail (another clinic's, or none at all)."""
 
-        ``question`` is kept only when the clinic has ``feedback_questions`` turned on; otherwise
-        it is dropped here. Raises :class:`UnknownAnswer` for an answer not in the clinic's audit
-        trail (another clinic's, or none at all).
-        """
-        if rating not in ("up", "down"):
-            raise ClinicError("A rating is 'up' or 'down'.")
-        clinic = self.clinic(clinic_id)
-        given = self.answered(clinic.id, answer_id)
-        if given is None:
-            raise UnknownAnswer()
-        kept = question if clinic.feedback_questions and question else None
-        now = _now()
-        with self._db() as db:
-            db.execute(
-                "INSERT INTO feedback (clinic_id, answer_id, rating, comment, question, status, sources, time, updated) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (clinic_id, answer_id) DO UPDATE SET "
-                "rating = excluded.rating, updated = excluded.updated, "
-                "comment = CASE WHEN excluded.comment != '' THEN excluded.comment ELSE comment END, "
-                "question = COALESCE(excluded.question, question)",
-                (
-                    clinic.id,
-                    answer_id,
-                    rating,
-                    comment.strip(),
-                    kept,
-                    given["status"],
-                    json.dumps([s["source"] for s in given["sources"]]),
-                    now,
-                    now,
-                ),
-            )
-        row = self._row("SELECT * FROM feedback WHERE clinic_id = ? AND answer_id = ?", (clinic.id, answer_id))
-        return self._feedback(row)
-
+    @abc.abstractmethod
     def feedback(self, clinic_id: str, *, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
         """The clinic's feedback, newest first (``before``: only rows with a smaller id)."""
-        query, args = "SELECT * FROM feedback WHERE clinic_id = ?", [clinic_id]
-        if before is not None:
-            query += " AND id < ?"
-            args.append(before)
-        return [self._feedback(r) for r in self._rows(query + " ORDER BY id DESC LIMIT ?", [*args, limit])]
 
-    @staticmethod
-    def _feedback(row: sqlite3.Row) -> dict[str, Any]:
-        return {
-            "id": row["id"],
-            "time": row["time"],
-            "updated": row["updated"],
-            "answer_id": row["answer_id"],
-            "rating": row["rating"],
-            "comment": row["comment"],
-            "status": row["status"],
-            "sources": json.loads(row["sources"]),
-            "question": row["question"],
-        }
+    # -- the database ----------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Return if the database answers now; :class:`~assistant.errors.RegistryUnavailable` if not."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Commit the pending audit rows, stop the writer and let the connections go."""
 
 
-def _origins(origins: list[str] | tuple[str, ...]) -> list[str]:
-    """Allowed origins as a browser sends them: scheme and host (and port), no path."""
+_REQUEST_CLINIC: ContextVar[Clinic | None] = ContextVar("pht_request_clinic", default=None)
+
+
+def read_with_key(clinic: Clinic) -> None:
+    """Remember the clinic the request's key was read with (one database read, on every request):
+    the same request's later :meth:`ClinicRegistry.clinic` of it (its view, its audit) is answered
+    from it instead of a second read. Each request runs in a context of its own, so it never
+    outlives the request: a changed setting is still applied on the next request."""
+    _REQUEST_CLINIC.set(clinic)
+
+
+def request_clinic(name_or_id: str) -> Clinic | None:
+    """The clinic :func:`read_with_key` remembered for this request, if it is ``name_or_id``."""
+    seen = _REQUEST_CLINIC.get()
+    return seen if seen is not None and seen.id == name_or_id else None
+
+
+def open_registry(settings: Any) -> ClinicRegistry:
+    """The registry the settings name: ``database_url`` if set, else the SQLite file ``clinics_path``.
+    Every statement waits at most ``store_timeout`` seconds (for a connection, a lock, an answer)."""
+    timeout = getattr(settings, "store_timeout", 5.0)
+    if settings.database_url.startswith("postgresql"):
+        from assistant.clinics.sql import PostgresRegistry
+
+        return PostgresRegistry(
+            settings.database_url, pool_size=settings.database_pool_size, connect_timeout=timeout, statement_timeout=timeout
+        )
+    return ClinicRegistry(settings.database_url or settings.clinics_path, timeout=timeout)
+
+
+def origins(values: list[str] | tuple[str, ...]) -> list[str]:
+    """Allowed origins as a browser sends them: scheme and host (and port), no path.
+
+    >>> origins(["https://north.example/ "])
+    ['https://north.example']
+    """
     out = []
-    for origin in origins:
+    for origin in values:
         o = origin.strip().rstrip("/")
         if not _ORIGIN.match(o):
             raise ClinicError(
@@ -822,8 +381,28 @@ def _origins(origins: list[str] | tuple[str, ...]) -> list[str]:
     return out
 
 
-def _llm(base_url: str, model: str, api_key: str) -> tuple[str, str, str]:
-    """A clinic's language-model endpoint, checked: an http(s) base URL (or none), its model and key."""
+def theme(accent_color: str, logo_url: str) -> tuple[str, str]:
+    """A clinic's accent colour (``#rgb`` or ``#rrggbb``, kept lowercase) and logo URL, checked."""
+    accent, logo = accent_color.strip().lower(), logo_url.strip()
+    if accent and not _COLOUR.match(accent):
+        raise ClinicError(f"The accent colour {accent_color!r} is not a hex colour; give one like #0b7285.")
+    if logo and not _LOGO_URL.match(logo):
+        raise ClinicError(
+            f"The logo URL {logo_url!r} is not an http(s) address; give one like https://clinic.example/logo.png."
+        )
+    return accent, logo
+
+
+def llm_endpoint(base_url: str, model: str, api_key: str) -> tuple[str, str, str]:
+    """A clinic's language-model endpoint, checked: an http(s) base URL (or none), its model and key.
+
+    >>> llm_endpoint(" http://10.0.0.5:8000/v1 ", "llama", "")
+    ('http://10.0.0.5:8000/v1', 'llama', '')
+    >>> llm_endpoint("", "llama", "")
+    Traceback (most recent call last):
+    ...
+    assistant.errors.ClinicError: A language model needs its endpoint too: give --llm-base-url with --llm-model or --llm-api-key.
+    """
     url, model, key = base_url.strip(), model.strip(), api_key.strip()
     if url and not _ENDPOINT.match(url):
         raise ClinicError(
@@ -834,16 +413,12 @@ def _llm(base_url: str, model: str, api_key: str) -> tuple[str, str, str]:
     return url, model, key
 
 
-def _theme(accent_color: str, logo_url: str) -> tuple[str, str]:
-    """A clinic's accent colour (``#rgb`` or ``#rrggbb``, kept lowercase) and logo URL, checked."""
-    accent, logo = accent_color.strip().lower(), logo_url.strip()
-    if accent and not _COLOUR.match(accent):
-        raise ClinicError(f"The accent colour {accent_color!r} is not a hex colour; give one like #0b7285.")
-    if logo and not _LOGO_URL.match(logo):
-        raise ClinicError(
-            f"The logo URL {logo_url!r} is not an http(s) address; give one like https://clinic.example/logo.png."
-        )
-    return accent, logo
+def now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 _WRITERS: "weakref.WeakSet[AuditWriter]" = weakref.WeakSet()
@@ -918,8 +493,11 @@ class AuditWriter:
             failed = False
             try:
                 self._write(batch)
-            except Exception:
-                log.exception("%d audit record(s) not written yet; retrying in %.0f s", len(batch), self._retry)
+            except Exception as exc:
+                log.warning(
+                    "%d audit record(s) not written yet (%s: %s); retrying in %.0f s",
+                    len(batch), type(exc).__name__, exc, self._retry,
+                )
                 failed = True
             with self._cond:
                 self._busy = False

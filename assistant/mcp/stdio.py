@@ -85,9 +85,13 @@ def mcp(
     settings = get_settings()
     clinic_id = None
     if clinic:
-        from assistant.clinics.registry import ClinicRegistry
+        from assistant.clinics.registry import open_registry
 
-        clinic_id = ClinicRegistry(settings.clinics_path).clinic(clinic).id  # an unknown clinic is refused now
+        registry = open_registry(settings)  # SQLite, or PostgreSQL with PHT_DATABASE_URL
+        try:
+            clinic_id = registry.clinic(clinic).id  # an unknown clinic is refused now
+        finally:
+            registry.close()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     loader = Loader(settings, clinic_id)
 

@@ -67,7 +67,12 @@ def terms(text: str) -> list[str]:
     >>> terms("Personalised rehab advice for runners")
     ['person', 'rehabilit', 'advic', 'run']
     """
-    return terms_of(words(text))
+    return list(_terms(text))
+
+
+@lru_cache(maxsize=16384)
+def _terms(text: str) -> tuple[str, ...]:
+    return tuple(terms_of(words(text)))  # the same sentences are read for every question
 
 
 def terms_of(tokens: list[str]) -> list[str]:

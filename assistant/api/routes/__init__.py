@@ -1,1 +1,1 @@
-"""One router per resource: ask, health, sources, documents, audit, metrics."""
+"""One router per resource: ask, health, sources, documents, keys, audit, metrics."""
