@@ -136,6 +136,22 @@ class DocumentRejected(ClinicError):
     default_message = "The document could not be read; upload a .txt, .md, .html or .pdf file with text in it."
 
 
+class ApprovalInProgress(ClinicError):
+    """Another approval of the same document is running: one at a time per document (409)."""
+
+    default_message = "An approval of this document is under way; wait for it to finish, then approve again."
+
+
+class ApprovalNotFound(ClinicError):
+    default_message = "There is no such approval for this clinic; approve a document with POST /v1/documents/{id}/approve."
+
+
+class DocumentTooLarge(ClinicError):
+    """An upload holds more than the server takes (characters, pages or sections): 413, with the limit."""
+
+    default_message = "The document is larger than one upload may be; split it into smaller documents."
+
+
 class UnknownAnswer(ClinicError):
     default_message = (
         "There is no answer with that id for this clinic; feedback can only be given on an answer the "
@@ -164,9 +180,26 @@ class RateLimited(AccessError):
         )
 
 
+class TooManyRefused(RateLimited):
+    """Too many refused requests (no or a bad key, a foreign origin) from one client address."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(retry_after)
+        self.args = (
+            f"Too many refused requests from this address; please wait {self.retry_after} seconds, and send a "
+            "valid key (from one of the clinic's allowed sites, for a publishable key).",
+        )
+
+
 class RequestTooLarge(AccessError):
     def __init__(self, limit: int) -> None:
         super().__init__(f"The request is larger than {limit} bytes; please send a smaller one.")
+
+
+class Cancelled(AssistantError):
+    """Work whose request was told it failed (timed out) stops and keeps nothing."""
+
+    default_message = "The work was stopped because the request ran out of time; nothing was kept. Please try again."
 
 
 class RequestTimedOut(AssistantError):
@@ -176,12 +209,16 @@ class RequestTimedOut(AssistantError):
 
 __all__ = [
     "AccessError",
+    "ApprovalInProgress",
+    "ApprovalNotFound",
     "AssistantError",
+    "Cancelled",
     "ClinicError",
     "CorpusError",
     "DataFolderError",
     "DocumentNotFound",
     "DocumentRejected",
+    "DocumentTooLarge",
     "EmptyQuestion",
     "IndexBusy",
     "IndexDamaged",
@@ -201,6 +238,7 @@ __all__ = [
     "RequestTimedOut",
     "RequestTooLarge",
     "StoreUnavailable",
+    "TooManyRefused",
     "UnknownAnswer",
     "UnknownClinic",
 ]

@@ -252,6 +252,72 @@ class Settings(BaseSettings):
     api_request_timeout: float = Field(
         default=30.0, gt=0, description="Seconds one API request may take before it fails with 504."
     )
+    api_header_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a client has to send a request's line and headers (from connecting, or from its "
+        "first byte after a reply); past it the connection is closed (408).",
+    )
+    api_body_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds a client has to send a request's body once its headers are in (408)."
+    )
+    api_keepalive_timeout: int = Field(
+        default=5, ge=1, description="Seconds an idle kept-alive connection stays open between requests."
+    )
+    api_max_header_bytes: int = Field(
+        default=65_536, ge=1024, description="Longest request line and headers, in bytes (431 above it)."
+    )
+    api_max_connections: int = Field(
+        default=1000,
+        ge=0,
+        description="Open connections per worker; more are answered 503 and closed (0: as many as the file "
+        "limit allows; never more than it).",
+    )
+    api_max_connections_per_client: int = Field(
+        default=50,
+        ge=0,
+        description="Open connections from one client address; more are answered 503 and closed (0: no cap; "
+        "behind a reverse proxy every client has the proxy's address, see docs/api.md).",
+    )
+    api_refused_limit: int = Field(
+        default=30,
+        ge=1,
+        description="Refused requests (no or a bad key, a foreign origin, a key used where it may not be) per "
+        "client address per `api_rate_window`; past it that address gets 429. Kept apart from the keys' limits.",
+    )
+    store_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds one call to the Chroma server or the clinics database may wait; past it the store "
+        "counts as unavailable (503, and /v1/health not ready).",
+    )
+    upload_max_chars: int = Field(
+        default=1_000_000,
+        ge=1000,
+        description="Most characters of text an upload may yield; extraction stops there and the upload gets 413.",
+    )
+    upload_max_pages: int = Field(default=500, ge=1, description="Most pages of an uploaded PDF (413 above it).")
+    upload_max_sections: int = Field(
+        default=1000, ge=1, description="Most sections (headings) an upload may have (413 above it)."
+    )
+    approval_wait_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds POST /v1/documents/{id}/approve waits for the approval; a longer one is answered "
+        "202 with the job to poll (GET /v1/approvals/{job}).",
+    )
+    approval_timeout: float = Field(
+        default=600.0,
+        gt=0,
+        description="Seconds one approval may run; past it the job is stopped, records nothing and takes back "
+        "the passages it added.",
+    )
+    index_refresh_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often a serving process looks for a newly published index; it answers from it from "
+        "then on, without a restart (requests already running finish on the one they started with).",
+    )
     audit_enabled: bool = Field(
         default=True, description="An audit record per API answer (never the question text)."
     )

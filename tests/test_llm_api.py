@@ -151,7 +151,12 @@ def test_a_document_that_orders_the_model_about_is_quoted_not_obeyed(api, llm):
     key = api.keys["plain"]
     files = {"file": ("pool.md", INJECTED.encode())}
     doc = call(api, "POST", "/v1/documents", key, files=files).json()
-    assert call(api, "POST", f"/v1/documents/{doc['id']}/approve", key, json={"reviewer": "Dr Jane"}).status_code == 200
+    # the approval checks flag the ordering passage and hold it back (docs/safety.md#injection); the
+    # reviewer confirms it here, so that it reaches the model and the model's side is what is tested
+    flagged = [f["passage"] for f in doc["flags"] if f["kind"] == "instructs_assistant"]
+    assert flagged, doc["flags"]
+    approved = call(api, "POST", f"/v1/documents/{doc['id']}/approve", key, json={"reviewer": "Dr Jane", "confirm": flagged})
+    assert approved.status_code == 200 and approved.json()["held_back"] == 0
 
     def obey(passages: dict[int, str]) -> str:
         n = number_of(passages, "Pool sessions")

@@ -67,8 +67,10 @@ blockquote.pht-passage { margin: 0; padding-left: 0.75em; border-left: 0.25em so
 )
 def load_assistant(data_dir: str) -> Assistant:
     """One assistant per index folder (``data_dir`` is the cache key), shared by all sessions."""
-    assistant = Assistant.from_settings(get_settings(), progress=False, notify=lambda _msg: None)
+    settings = get_settings()
+    assistant = Assistant.from_settings(settings, progress=False, notify=lambda _msg: None)
     assistant.warm_up()  # load the model now rather than on the first question
+    assistant.follow_index(settings.index_refresh_seconds)  # a newly built index, without a restart
     return assistant
 
 

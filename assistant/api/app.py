@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from assistant import __version__
 from assistant.api import errors, openai_compat
 from assistant.api.cors import Cors
+from assistant.api.deps import RefusedLimiter
 from assistant.api.limits import RateLimits
 from assistant.api.metrics import Metrics
 from assistant.api.routes import ask, audit, chat, documents, feedback, health, keys, metrics, sources, widget
@@ -114,12 +115,23 @@ class Observe:
 
         try:
             await self.app(scope, receive, send_with_worker)
+        except Exception:
+            # a bug: the outermost middleware answers 500 with the notice (errors.py); it is counted
+            # and logged here like any other reply, so it can be alerted on
+            if not started:
+                started.update(status=500, seconds=time.perf_counter() - began)
+                scope.setdefault("state", {})["error"] = "internal_error"
+            self._record(scope, started, span)
+            raise
         finally:
             if span is not None:
                 state = scope.get("state") or {}
                 span.finish(getattr(scope.get("route"), "path", "unmatched"), started.get("status"), state.get("clinic"))
         if not started:
             return
+        self._record(scope, started, span)
+
+    def _record(self, scope, started, span) -> None:
         path = getattr(scope.get("route"), "path", "unmatched")
         seconds, status = started["seconds"], started["status"]
         m = self.metrics
@@ -168,6 +180,8 @@ def create_app(settings: Settings | None = None, assistant: Any = None, tracing:
 
             app.state.assistant = await run_in_threadpool(load)
             app.state.owned = True
+            # a newly published index is answered from within index_refresh_seconds, without a restart
+            app.state.assistant.follow_index(settings.index_refresh_seconds, notify=log.info)
         a = app.state.assistant
         registry = await run_in_threadpool(lambda: a.library.registry)  # its schema is checked as it opens
         if app.state.tracing is None and tracing_enabled(settings):
@@ -198,6 +212,8 @@ def create_app(settings: Settings | None = None, assistant: Any = None, tracing:
         library = app.state.assistant.library_if_open
         if library is not None:  # every answer's audit record is committed before the server stops
             await run_in_threadpool(library.registry.flush_audit)
+            # running approvals are stopped: they record nothing, and report so to whoever polls
+            await run_in_threadpool(library.close_approvals)
         if getattr(app.state, "owned", False):
             app.state.assistant.library.store.release()
             app.state.assistant.close()
@@ -214,6 +230,10 @@ def create_app(settings: Settings | None = None, assistant: Any = None, tracing:
     app.state.assistant = assistant
     app.state.metrics = Metrics()
     app.state.limiter = RateLimits.from_settings(settings, app.state.metrics)
+    # refused requests, per client address, apart from every key's budget (deps.RefusedLimiter)
+    app.state.refusals = RefusedLimiter(
+        RateLimits.from_settings(settings, app.state.metrics, limit=settings.api_refused_limit), app.state.metrics
+    )
     app.state.tracing = tracing
     errors.install(app)
 
@@ -222,5 +242,6 @@ def create_app(settings: Settings | None = None, assistant: Any = None, tracing:
     app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
     for module in (ask, chat, sources, documents, keys, audit, feedback, widget, health, metrics):
         app.include_router(module.router)
+    app.include_router(documents.approvals)
     app.state.mcp = mcp_http.install(app, settings)  # /mcp: the MCP server over streamable HTTP
     return app

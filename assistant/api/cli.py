@@ -57,7 +57,7 @@ def serve(
         from assistant.errors import StoreUnavailable
         from assistant.index.store import Store
 
-        if not Store(url=settings.chroma_url).heartbeat():
+        if not Store(url=settings.chroma_url, timeout=settings.store_timeout).heartbeat():
             raise StoreUnavailable(
                 f"The Chroma server at {settings.chroma_url} does not answer; start it with "
                 "`chroma run --path DIR --host 127.0.0.1 --port N`, or unset PHT_CHROMA_URL to use the embedded store."
@@ -69,6 +69,8 @@ def serve(
         store.claim()  # a second server on the same data folder is told so now, not at its first upload
         store.release()
     import uvicorn
+
+    from assistant.api.connections import GuardedProtocol
 
     typer.echo(
         f"Serving the PHT Assistant API on http://{host}:{port} (docs at /docs); Ctrl-C stops it.", err=True
@@ -82,6 +84,9 @@ def serve(
         access_log=False,  # ours carries no query string, body or key
         log_level=settings.log_level,
         timeout_graceful_shutdown=5,
+        # header and body time limits, connection caps, error bodies with the notice (api/connections.py)
+        http=GuardedProtocol,
+        timeout_keep_alive=settings.api_keepalive_timeout,
     )
 
 

@@ -25,12 +25,16 @@ STATUS: list[tuple[type[e.AssistantError], int]] = [
     (e.NotAllowed, 403),
     (e.RateLimited, 429),
     (e.RequestTooLarge, 413),
+    (e.DocumentTooLarge, 413),
     (e.RequestTimedOut, 504),
+    (e.Cancelled, 504),
     (e.InvalidQuestion, 422),
     (e.DocumentRejected, 422),
     (e.UnknownClinic, 404),
     (e.DocumentNotFound, 404),
     (e.KeyNotFound, 404),
+    (e.ApprovalNotFound, 404),
+    (e.ApprovalInProgress, 409),
     (e.UnknownAnswer, 404),
     (e.IndexUnavailable, 503),
     (e.ModelUnavailable, 503),
@@ -40,9 +44,12 @@ STATUS: list[tuple[type[e.AssistantError], int]] = [
 
 # For the OpenAPI schema: the errors each kind of route may answer with.
 COMMON = {
+    400: "The HTTP request could not be read (a malformed request line, header or body framing); "
+    "answered by the server itself, with the same JSON body.",
     401: "No key, or an unknown or revoked key.",
     403: "The key may not do this.",
     429: "Too many requests (see Retry-After).",
+    409: "Another approval of the same document is under way (one at a time per document).",
     413: "Body too large.",
     503: "Index, store or clinics database unavailable (the message says which; try again shortly).",
     504: "Took too long.",
@@ -52,7 +59,10 @@ COMMON = {
 
 def responses(*codes: int, **extra: str) -> dict[int | str, dict[str, Any]]:
     described = {**COMMON, **{int(k[1:]): v for k, v in extra.items()}}
-    return {code: {"model": ErrorBody, "description": described.get(code, "Error")} for code in (*codes, 500)}
+    return {
+        code: {"model": ErrorBody, "description": described.get(code, "Error")}
+        for code in sorted({400, *codes, 500})
+    }
 
 
 def code_of(exc: Exception) -> str:

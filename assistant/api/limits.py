@@ -73,9 +73,11 @@ class RateLimits:
         self._retry_at = 0.0
 
     @classmethod
-    def from_settings(cls, settings: Any, metrics: Any = None) -> "RateLimits":
+    def from_settings(cls, settings: Any, metrics: Any = None, *, limit: int | None = None) -> "RateLimits":
+        """The keys' limits; with ``limit``, another count on the same storage and window (the
+        refused requests per client address, for one)."""
         return cls(
-            limit=settings.api_rate_limit,
+            limit=settings.api_rate_limit if limit is None else limit,
             window=settings.api_rate_window,
             redis_url=settings.redis_url,
             timeout=settings.redis_timeout,

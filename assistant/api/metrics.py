@@ -48,6 +48,16 @@ class Metrics:
             registry=self.registry,
         )
         self.redis_up.set(1)
+        self.refused = Counter(
+            "pht_refused_requests",
+            "Requests refused before counting against a key (no or a bad key, a foreign origin), and "
+            "those of them that got 429 for coming too often from one address",
+            ["reason"],
+            registry=self.registry,
+        )
+        from assistant.api.connections import collector
+
+        self.registry.register(collector())  # this worker's connections: open, refused, closed
 
         self.composed = Counter(
             "pht_composer_replies",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StrictBool, field_validator
 
 from assistant.answer import SAFETY_NOTICE
 
@@ -28,7 +28,7 @@ class AskRequest(BaseModel):
     history: list[HistoryTurn] | None = Field(
         default=None, description="The conversation so far, oldest first."
     )
-    explain: bool = Field(
+    explain: StrictBool = Field(
         default=False,
         description="With a secret key: also return `retrieved`, the passages retrieval returned with their scores "
         "(for `pht-assistant eval`); ignored for publishable keys.",
@@ -60,6 +60,7 @@ class HealthResponse(BaseModel):
         "`written`, `fallbacks` (the extractive reply given instead), `fallback_rate`, `fallback_reasons` "
         "(timeout, unavailable, rate-limited, malformed, cut, unsupported...), `dropped_sentences_in`.",
     )
+    safety_notice: str = Field(default=SAFETY_NOTICE)
 
 
 class SectionInfo(BaseModel):
@@ -81,6 +82,21 @@ class SourcesResponse(BaseModel):
     sources: list[SourceInfo]
 
 
+class PassageFlag(BaseModel):
+    """A passage held back from the index until the reviewer confirms it: it speaks to the
+    assistant, or advises against seeking care (assistant/policy/document_checks.yaml)."""
+
+    passage: str = Field(description="The passage's id: what `confirm` lists to let it be quoted.")
+    section: str
+    start: int = Field(description="Offset of the flagged sentence in the document's text.")
+    end: int
+    text: str = Field(description="The flagged sentence.")
+    kind: Literal["instructs_assistant", "against_care"]
+    check: str = Field(description="The check that flagged it.")
+    reason: str = Field(description="Why it is held back, for the reviewer.")
+    confirmed: bool = Field(description="Confirmed by the reviewer at approval: quoted like any other passage.")
+
+
 class DocumentInfo(BaseModel):
     id: str
     filename: str
@@ -94,6 +110,12 @@ class DocumentInfo(BaseModel):
     approved_at: str | None = None
     approved_version: str | None = None
     characters: int = Field(description="Length of the extracted text that citations' offsets point into.")
+    flags: list[PassageFlag] = Field(
+        default_factory=list,
+        description="Passages that speak to the assistant or advise against seeking care: never quoted unless "
+        "the reviewer lists them in `confirm` when approving.",
+    )
+    held_back: int = Field(default=0, description="Flagged passages not confirmed: left out of the index.")
 
 
 class DocumentList(BaseModel):
@@ -102,8 +124,34 @@ class DocumentList(BaseModel):
 
 class ApproveRequest(BaseModel):
     reviewer: str = Field(
-        min_length=1, max_length=200, description="The clinician who approves this version."
+        min_length=1, max_length=200, pattern=r"\S", description="The clinician who approves this version."
     )
+    confirm: list[str] = Field(
+        default_factory=list,
+        max_length=10_000,
+        description="Ids of flagged passages (the document's `flags`) the reviewer has read and confirms may be "
+        "quoted; every other flagged passage is held back.",
+    )
+
+
+class ApprovalJob(BaseModel):
+    """An approval that takes longer than `PHT_APPROVAL_WAIT_SECONDS`: poll it until it ends."""
+
+    id: str
+    document_id: str
+    version: str = Field(description="The document version being approved.")
+    reviewer: str = Field(description="Who approves: the name recorded when it succeeds.")
+    confirm: list[str]
+    status: Literal["queued", "running", "succeeded", "failed"]
+    created: str
+    started: str | None = None
+    finished: str | None = None
+    done: int = Field(description="Records (passages and sentences) embedded so far.")
+    total: int = Field(description="Records to embed (0 until known).")
+    error: str | None = Field(default=None, description="When failed: the error code, as an error body's `error`.")
+    message: str | None = Field(default=None, description="When failed: what happened and what to do (nothing was recorded).")
+    document: DocumentInfo | None = Field(default=None, description="When succeeded: the approved document.")
+    poll: str = Field(description="Where to ask again.")
 
 
 class AuditRecord(BaseModel):

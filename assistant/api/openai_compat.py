@@ -237,8 +237,18 @@ DESCRIBED = {
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """For the OpenAPI schema."""
-    return {c: {"model": OpenAIErrorBody, "description": DESCRIBED.get(c, "Error")} for c in (*codes, 500)}
+    """For the OpenAPI schema. A request the server cannot even parse is answered 400 by the server
+    itself, before any route, in the rest of the API's error shape (api/connections.py)."""
+    from assistant.api.models import ErrorBody
+
+    out: dict[int | str, dict[str, Any]] = {
+        c: {"model": OpenAIErrorBody, "description": DESCRIBED.get(c, "Error")} for c in (*codes, 500)
+    }
+    out.setdefault(
+        400,
+        {"model": ErrorBody, "description": "The HTTP request could not be read; answered by the server itself."},
+    )
+    return dict(sorted(out.items(), key=lambda kv: int(kv[0])))
 
 
 def error_response(

@@ -23,6 +23,7 @@ import re
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import PurePath
 from typing import Any
@@ -36,7 +37,8 @@ from assistant.corpus.parse import (
     parse_markdown,
     parse_text,
 )
-from assistant.errors import DocumentRejected
+from assistant.clinics.work import Cancelled, Work
+from assistant.errors import DocumentRejected, DocumentTooLarge
 
 log = logging.getLogger("assistant.clinics.documents")
 
@@ -66,6 +68,7 @@ _BLOCKS = {
     "dt",
 }
 _SKIP = {"script", "style", "head", "title", "noscript", "template", "svg"}
+_HEADING = re.compile(r"^#{1,6}[ \t]+\S", re.M)
 
 
 class _HTMLText(HTMLParser):
@@ -101,8 +104,97 @@ def _tidy(text: str) -> str:
     return text.strip() + "\n"
 
 
-def extract_text(filename: str, data: bytes) -> tuple[str, str]:
-    """The text of an upload and its kind (``text``, ``markdown``, ``html`` or ``pdf``)."""
+@dataclass(frozen=True)
+class UploadLimits:
+    """What extracting one upload may produce; past any of them it stops, and the upload gets 413."""
+
+    max_chars: int = 1_000_000
+    max_pages: int = 500
+    max_sections: int = 1000
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "UploadLimits":
+        return cls(settings.upload_max_chars, settings.upload_max_pages, settings.upload_max_sections)
+
+    @property
+    def max_stream_bytes(self) -> int:
+        """The most a PDF stream may inflate to: a page's drawing instructions run to several bytes
+        per character, so generously more than the characters allowed, and never the 75 MB a
+        149 KB file can otherwise unpack into."""
+        return max(8_000_000, 16 * self.max_chars)
+
+
+class _TooMuchText(Exception):
+    pass
+
+
+def _too_long(filename: str, limits: UploadLimits) -> DocumentTooLarge:
+    return DocumentTooLarge(
+        f"{filename} holds more than {limits.max_chars:,} characters of text, the most one upload may have; "
+        "split it into smaller documents and upload each."
+    )
+
+
+def _pdf_text(filename: str, data: bytes, limits: UploadLimits, work: Work) -> str:
+    """A PDF's text, page by page, stopped as soon as it passes the limits."""
+    from pypdf import PdfReader, apply_configuration
+    from pypdf.errors import LimitReachedError
+
+    total = 0
+    calls = 0
+
+    def count(text: Any, *_: Any) -> None:
+        nonlocal total, calls
+        total += len(text or "")
+        calls += 1
+        if total > limits.max_chars:
+            raise _TooMuchText()
+        if calls % 2000 == 0:
+            work.check()
+
+    pages: list[str] = []
+    try:
+        with apply_configuration(
+            zlib_maximum_output_length=limits.max_stream_bytes,
+            stream_decoding_work_maximum_length=4 * limits.max_stream_bytes,
+        ):
+            reader = PdfReader(io.BytesIO(data))
+            n = len(reader.pages)
+            if n > limits.max_pages:
+                raise DocumentTooLarge(
+                    f"{filename} has {n:,} pages, more than the {limits.max_pages:,} one upload may have; "
+                    "split it into smaller documents and upload each."
+                )
+            for page in reader.pages:
+                work.check()
+                pages.append((page.extract_text(visitor_text=count) or "").strip())
+    except (DocumentTooLarge, Cancelled):
+        raise
+    except _TooMuchText:
+        raise _too_long(filename, limits) from None
+    except LimitReachedError:
+        raise DocumentTooLarge(
+            f"A page of {filename} unpacks to more than {limits.max_stream_bytes:,} bytes, more than a page of "
+            f"text may take (an upload may hold {limits.max_chars:,} characters); export it again as plain "
+            "text or a simpler PDF, or split it."
+        ) from None
+    except Exception as exc:  # pypdf raises many kinds for a damaged file
+        raise DocumentRejected(
+            f"{filename} could not be read as a PDF ({type(exc).__name__}); export it again and upload it."
+        ) from None
+    return "\n\n".join(p for p in pages if p)
+
+
+def extract_text(
+    filename: str, data: bytes, *, limits: UploadLimits | None = None, work: Work | None = None
+) -> tuple[str, str]:
+    """The text of an upload and its kind (``text``, ``markdown``, ``html`` or ``pdf``).
+
+    Extraction stops as soon as the text passes ``limits`` (:class:`DocumentTooLarge`, 413) or
+    ``work`` is abandoned (:class:`~assistant.clinics.work.Cancelled`).
+    """
+    limits = limits or UploadLimits()
+    work = work or Work()
     suffix = PurePath(filename or "").suffix.lower()
     kind = MEDIA_TYPES.get(suffix)
     if kind is None:
@@ -110,16 +202,7 @@ def extract_text(filename: str, data: bytes) -> tuple[str, str]:
             f"{filename or 'The file'} is a {suffix or 'suffix-less'} file; upload a .txt, .md, .html or .pdf file."
         )
     if kind == "pdf":
-        try:
-            from pypdf import PdfReader
-
-            reader = PdfReader(io.BytesIO(data))
-            pages = [(page.extract_text() or "").strip() for page in reader.pages]
-        except Exception as exc:  # pypdf raises many kinds for a damaged file
-            raise DocumentRejected(
-                f"{filename} could not be read as a PDF ({type(exc).__name__}); export it again and upload it."
-            ) from None
-        text = _tidy("\n\n".join(p for p in pages if p))
+        text = _tidy(_pdf_text(filename, data, limits, work))
     else:
         try:
             raw = data.decode("utf-8-sig")
@@ -131,22 +214,54 @@ def extract_text(filename: str, data: bytes) -> tuple[str, str]:
             raise DocumentRejected(f"{filename} contains binary data; upload a text, HTML or PDF file.")
         if kind == "html":
             parser = _HTMLText()
-            parser.feed(raw)
+            size = 0
+            for i in range(0, len(raw), 65_536):  # fed in pieces: the text so far is measured as it grows
+                work.check()
+                before = len(parser.parts)
+                parser.feed(raw[i : i + 65_536])
+                size += sum(len(p) for p in parser.parts[before:])
+                if size > limits.max_chars:
+                    raise _too_long(filename, limits)
             parser.close()
             text = _tidy(html.unescape("".join(parser.parts)))
         else:
+            if len(raw) > limits.max_chars:
+                raise _too_long(filename, limits)
             text = raw.replace("\r\n", "\n")
+    if len(text) > limits.max_chars:
+        raise _too_long(filename, limits)
     if not text.strip():
         raise DocumentRejected(f"{filename} has no text to index; upload a document with text in it.")
     return text, kind
 
 
-def parse_upload(clinic_id: str, filename: str, data: bytes, title: str | None = None) -> ClinicDocument:
+def parse_upload(
+    clinic_id: str,
+    filename: str,
+    data: bytes,
+    title: str | None = None,
+    *,
+    limits: UploadLimits | None = None,
+    work: Work | None = None,
+) -> ClinicDocument:
     """A draft :class:`ClinicDocument` from an uploaded file (not stored, not indexed)."""
-    text, kind = extract_text(filename, data)
+    limits = limits or UploadLimits()
+    text, kind = extract_text(filename, data, limits=limits, work=work)
+    if kind in {"markdown", "html"}:
+        headings = len(_HEADING.findall(text))
+        if headings > limits.max_sections:  # counted before parsing, so a heading flood is not parsed
+            raise DocumentTooLarge(
+                f"{filename} has {headings:,} headings, more than the {limits.max_sections:,} sections one upload "
+                "may have; split it into smaller documents and upload each."
+            )
     sections = parse_markdown(text) if kind in {"markdown", "html"} else parse_text(text)
     if not sections:
         raise DocumentRejected(f"{filename} has no text to index; upload a document with text in it.")
+    if len(sections) > limits.max_sections:
+        raise DocumentTooLarge(
+            f"{filename} has {len(sections):,} sections, more than the {limits.max_sections:,} one upload may "
+            "have; split it into smaller documents and upload each."
+        )
     name = PurePath(filename).name
     return ClinicDocument(
         id="doc-" + uuid.uuid4().hex[:12],
@@ -172,8 +287,19 @@ def document_chunks(doc: ClinicDocument) -> list[Any]:
     ).chunks()  # type: ignore[arg-type]
 
 
+ADD_BATCH = 2048  # records per add to the store (SQLite takes 32,766 values per statement)
+
+
 def collection_name(clinic_id: str) -> str:
-    return f"clinic-{clinic_id}"
+    """The clinic's Chroma collection. Chroma wants a name that ends in a letter or digit; ids made
+    before they were trimmed may end in ``-``, and get a ``0`` (ids are at most 48 characters, so
+    ``<id>-0`` is never another clinic's id).
+
+    >>> collection_name("north-physio"), collection_name("a-very-long-name-cut-at-a-space-")
+    ('clinic-north-physio', 'clinic-a-very-long-name-cut-at-a-space-0')
+    """
+    name = f"clinic-{clinic_id}"
+    return name if name[-1].isalnum() else name + "0"
 
 
 class ClinicLibrary:
@@ -193,7 +319,7 @@ class ClinicLibrary:
         self.settings = settings
         self.index = index  # the shared corpus index, checked by readiness()
         self.embeddings = embeddings
-        self.registry = registry or open_registry(settings)
+        self.registry = registry or open_registry(settings)  # every statement within PHT_STORE_TIMEOUT
         self.store = store or Store.from_settings(settings)
         self._lock = threading.Lock()
         # clinic id -> (revision, retriever or None, {document id: approver})
@@ -201,12 +327,23 @@ class ClinicLibrary:
         self._checked = 0.0
         # clinic id -> (base context, clinic, the retriever entry it was made with, the clinic's context)
         self._views: dict[str, tuple[Any, Clinic, tuple[int, Any, dict[str, str | None]], Any]] = {}
+        self._approvals: Any = None
 
     # -- documents -----------------------------------------------------------------------------
 
-    def upload(self, clinic_id: str, filename: str, data: bytes, title: str | None = None) -> ClinicDocument:
-        """Parse and keep a draft; nothing is answered from it until it is approved."""
-        return self.registry.add_document(parse_upload(clinic_id, filename, data, title))
+    def upload(
+        self, clinic_id: str, filename: str, data: bytes, title: str | None = None, *, work: Work | None = None
+    ) -> ClinicDocument:
+        """Parse and keep a draft; nothing is answered from it until it is approved. Extraction
+        stops at the upload limits (``PHT_UPLOAD_MAX_*``: 413) or when ``work`` is abandoned, and
+        then nothing is stored."""
+        work = work or Work()
+        doc = parse_upload(
+            clinic_id, filename, data, title, limits=UploadLimits.from_settings(self.settings), work=work
+        )
+        doc.flags = self.flags_for(doc)  # shown with the draft; held back at approval unless confirmed
+        with work.commit():
+            return self.registry.add_document(doc)
 
     def documents(self, clinic_id: str) -> list[ClinicDocument]:
         return self.registry.documents(clinic_id)
@@ -214,40 +351,141 @@ class ClinicLibrary:
     def document(self, clinic_id: str, doc_id: str) -> ClinicDocument:
         return self.registry.document(clinic_id, doc_id)
 
-    def approve(self, clinic_id: str, doc_id: str, reviewer: str) -> ClinicDocument:
-        """Sign the document off and embed its passages into the clinic's collection."""
+    # -- approval (a job: assistant/clinics/approvals.py) ----------------------------------------
+
+    @property
+    def approvals(self) -> Any:
+        """This worker's approval jobs."""
+        with self._lock:
+            if self._approvals is None:
+                from assistant.clinics.approvals import Approvals
+
+                self._approvals = Approvals(self, timeout=self.settings.approval_timeout)
+            return self._approvals
+
+    def approve(
+        self, clinic_id: str, doc_id: str, reviewer: str, *, confirm: list[str] | None = None
+    ) -> ClinicDocument:
+        """Sign the document off and embed its passages into the clinic's collection, waiting for
+        the job (the API waits a few seconds, then answers 202 with the job to poll).
+
+        Flagged passages (:func:`flags_for`) are left out of the index unless their ids are in
+        ``confirm``: the reviewer's explicit confirmation that they may be quoted.
+        """
+        return self.approvals.approve(clinic_id, doc_id, reviewer, confirm)
+
+    def flags_for(self, doc: ClinicDocument, confirm: list[str] | tuple[str, ...] = ()) -> list[dict[str, Any]]:
+        """The document's flagged passages as the checks find them now, each marked confirmed when
+        its passage id is in ``confirm``."""
+        from assistant.safety.passages import flag_passages, load_checks
+
+        checks = load_checks(str(self.settings.policy_dir or ""))
+        confirmed = set(confirm)
+        return [
+            {**f.public(), "confirmed": f.passage in confirmed} for f in flag_passages(document_chunks(doc), checks)
+        ]
+
+    def close_approvals(self) -> None:
+        """Stop this worker's approval jobs (the server is stopping): they record nothing."""
+        with self._lock:
+            approvals, self._approvals = self._approvals, None
+        if approvals is not None:
+            approvals.close()
+
+    def check_confirmations(self, doc: ClinicDocument, confirm: list[str]) -> None:
+        """Every confirmed id must be a flagged passage of the document (422 otherwise)."""
+        flagged = {f["passage"] for f in self.flags_for(doc)}
+        unknown = [c for c in confirm if c not in flagged]
+        if unknown:
+            raise DocumentRejected(
+                f"{unknown[0]!r} is not a flagged passage of this document; confirm only passages listed in its "
+                "`flags` (GET /v1/documents/{id})."
+            )
+
+    def run_approval(self, job: dict[str, Any], work: Work) -> ClinicDocument:
+        """The work of one approval job: embed and add the passages (not the held-back ones) a page
+        at a time, then record the approval in the job's commit. Stopped (``Cancelled``) or failed
+        before the commit, it takes back the records it added and records nothing."""
         from assistant.contracts import embed_for_index
         from assistant.index.embedded import index_records
-        from assistant.index.store import guarded
+        from assistant.index.store import guarded, present_ids
 
+        clinic_id, doc_id = job["clinic_id"], job["document_id"]
         doc = self.registry.document(clinic_id, doc_id)
-        records = index_records(document_chunks(doc))
+        flags = self.flags_for(doc, job["confirm"])
+        held = {f["passage"] for f in flags if not f["confirmed"]}
+        records = index_records([c for c in document_chunks(doc) if c.id not in held])
         col = self.store.collection(collection_name(clinic_id))
         with guarded():
-            present = set(col.get(ids=list(records), include=[])["ids"])
+            present = present_ids(col, list(records))
         fresh = [r for r in records.values() if r.id not in present]
-        for i in range(0, len(fresh), 256):
-            batch = fresh[i : i + 256]
-            vectors = embed_for_index(self.embeddings, [r.embed for r in batch])  # outside the store's guard
+        self.registry.update_job(job["id"], total=len(fresh), done=0)
+        added: list[str] = []
+        pending: list[tuple[Any, Any]] = []  # embedded, not yet added: a store call costs ~0.2 s whatever its size
+
+        def flush() -> None:
+            work.check()
             with guarded():
                 col.add(
-                    ids=[r.id for r in batch],
-                    embeddings=vectors,
-                    documents=[r.text for r in batch],
-                    metadatas=[r.meta for r in batch],
+                    ids=[r.id for r, _ in pending],
+                    embeddings=[v for _, v in pending],
+                    documents=[r.text for r, _ in pending],
+                    metadatas=[r.meta for r, _ in pending],
                 )
-        approved = self.registry.approve(clinic_id, doc_id, reviewer.strip())
-        self._forget(clinic_id)
+            added.extend(r.id for r, _ in pending)
+            pending.clear()
+
+        try:
+            for i in range(0, len(fresh), 256):
+                work.check()
+                batch = fresh[i : i + 256]
+                vectors = embed_for_index(self.embeddings, [r.embed for r in batch])  # outside the store's guard
+                pending.extend(zip(batch, vectors))
+                if len(pending) >= ADD_BATCH:
+                    flush()
+                self.registry.update_job(job["id"], done=min(len(fresh), i + 256))
+            if pending:
+                flush()
+            with work.commit():
+                approved = self.registry.finish_approval(job["id"], flags)
+                self._forget(clinic_id)  # answered from in this worker as soon as the job says succeeded
+        except BaseException:
+            self._remove(col, added)
+            raise
+        self._remove_stale(col, doc_id, set(records))
         return approved
 
+    def _remove(self, col: Any, ids: list[str]) -> None:
+        """Take back records an approval added and did not record."""
+        from assistant.index.store import PAGE, guarded
+
+        try:
+            with guarded():
+                for i in range(0, len(ids), PAGE):
+                    col.delete(ids=ids[i : i + PAGE])
+        except Exception:  # the store went away: the records stay, never searched (not approved)
+            log.warning("could not remove %d records of an approval that did not finish", len(ids), exc_info=True)
+
+    def _remove_stale(self, col: Any, doc_id: str, keep: set[str]) -> None:
+        """After an approval: the document's records it no longer quotes (passages held back now)."""
+        from assistant.index.store import PAGE, get_all, guarded
+
+        try:
+            with guarded():
+                stale = [i for i in get_all(col, {"doc_id": doc_id}, [])["ids"] if i not in keep]
+                for i in range(0, len(stale), PAGE):
+                    col.delete(ids=stale[i : i + PAGE])
+        except Exception:  # they stay, and are never searched: the registry says they are held back
+            log.warning("could not remove the held-back records of %s", doc_id, exc_info=True)
+
     def delete(self, clinic_id: str, doc_id: str) -> ClinicDocument:
-        from assistant.index.store import guarded
+        from assistant.index.store import delete_where, guarded
 
         doc = self.registry.document(clinic_id, doc_id)
         if doc.status == "approved":
             col = self.store.collection(collection_name(clinic_id))
             with guarded():
-                col.delete(where={"doc_id": doc_id})
+                delete_where(col, {"doc_id": doc_id})
         removed = self.registry.delete_document(clinic_id, doc_id)
         self._forget(clinic_id)
         return removed
@@ -292,6 +530,13 @@ class ClinicLibrary:
 
     # -- the clinic's view of the assistant ------------------------------------------------------
 
+    def use_index(self, index: Any) -> None:
+        """A newly published corpus index is in use: readiness checks it, and every clinic's view
+        is made again over it on its next request."""
+        with self._lock:
+            self.index = index
+            self._views.clear()
+
     def _forget(self, clinic_id: str) -> None:
         with self._lock:
             self._retrievers.pop(clinic_id, None)
@@ -330,7 +575,9 @@ class ClinicLibrary:
         retriever = None
         if approved:
             index = CollectionIndex(
-                self.store.collection(collection_name(clinic.id)), order=[d.id for d in approved]
+                self.store.collection(collection_name(clinic.id)),
+                order=[d.id for d in approved],
+                held_back=set().union(*(d.held_back for d in approved)),
             )
             if len(index):
                 s = self.settings

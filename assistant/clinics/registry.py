@@ -52,12 +52,15 @@ _ENDPOINT = re.compile(r"^https?://[^\s\"'<>]+$")
 
 
 def clinic_slug(name: str) -> str:
-    """The clinic's id: its name in lowercase letters, digits and dashes.
+    """The clinic's id: its name in lowercase letters, digits and dashes, at most 48 characters,
+    never ending in a dash (Chroma's collection names must end in a letter or digit).
 
     >>> clinic_slug("St. Mary's Physio & Sport")
     'st-mary-s-physio-sport'
+    >>> clinic_slug("A" * 47 + " Physio")
+    'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'
     """
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:48]
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower())[:48].strip("-")
     if not slug:
         raise ClinicError("A clinic name needs at least one letter or digit.")
     return slug
@@ -103,7 +106,15 @@ class ClinicDocument:
     approved_by: str | None = None
     approved_at: str | None = None
     approved_version: str | None = None
+    # passages held back until the reviewer confirms them (assistant/safety/passages.py), each a
+    # PassageFlag as a dict with ``confirmed``
+    flags: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def held_back(self) -> set[str]:
+        """The passages not indexed: flagged and not confirmed."""
+        return {f["passage"] for f in self.flags if not f.get("confirmed")}
 
     def public(self) -> dict[str, Any]:
         """Everything but the text: what the API lists."""
@@ -120,6 +131,8 @@ class ClinicDocument:
             "approved_at": self.approved_at,
             "approved_version": self.approved_version,
             "characters": len(self.text),
+            "flags": self.flags,
+            "held_back": len(self.held_back),
         }
 
 
@@ -234,6 +247,45 @@ class ClinicRegistry(abc.ABC):
     @abc.abstractmethod
     def delete_document(self, clinic_id: str, doc_id: str) -> ClinicDocument: ...
 
+    # -- approvals (one job per approval; assistant/clinics/approvals.py) -------------------------
+
+    @abc.abstractmethod
+    def start_approval(
+        self, clinic_id: str, doc_id: str, *, reviewer: str, version: str, confirm: list[str], stale_after: float
+    ) -> tuple[dict[str, Any], str]:
+        """Begin an approval, or find the one it repeats, in one transaction: ``(job, outcome)``.
+
+        ``outcome`` is ``"new"`` (a job was made, ``queued``), ``"same"`` (the same approval, same
+        version, reviewer and confirmed passages, is queued or running: that job) or ``"done"`` (the
+        document is already approved so, by the job returned). Another approval of the same document
+        still running raises :class:`~assistant.errors.ApprovalInProgress`: one at a time per
+        document, held by a unique index on running jobs. A job not heard of for ``stale_after``
+        seconds (lost with its worker) is marked failed first."""
+
+    @abc.abstractmethod
+    def approval_job(self, clinic_id: str, job_id: str, *, stale_after: float | None = None) -> dict[str, Any]:
+        """One of the clinic's approval jobs (:class:`~assistant.errors.ApprovalNotFound` for any
+        other); with ``stale_after``, a job gone quiet that long is recorded and reported interrupted."""
+
+    @abc.abstractmethod
+    def update_job(self, job_id: str, *, status: str | None = None, done: int | None = None, total: int | None = None) -> None:
+        """Progress of a queued or running job, and its heartbeat."""
+
+    @abc.abstractmethod
+    def heartbeat_jobs(self, job_ids: list[str]) -> None:
+        """This worker's jobs are alive (every few seconds while any runs)."""
+
+    @abc.abstractmethod
+    def fail_job(self, job_id: str, error: str, message: str) -> bool:
+        """Mark a queued or running job failed; ``False`` if it had already ended."""
+
+    @abc.abstractmethod
+    def finish_approval(self, job_id: str, flags: list[dict[str, Any]]) -> ClinicDocument:
+        """Record the approval a running job did, in one transaction with the job's end: the
+        document approved by the job's reviewer, at its version, with its flagged passages.
+        :class:`~assistant.errors.Cancelled` when the job is no longer running (it timed out, or
+        was found interrupted): then nothing is recorded."""
+
     # -- audit ---------------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -300,12 +352,16 @@ def request_clinic(name_or_id: str) -> Clinic | None:
 
 
 def open_registry(settings: Any) -> ClinicRegistry:
-    """The registry the settings name: ``database_url`` if set, else the SQLite file ``clinics_path``."""
+    """The registry the settings name: ``database_url`` if set, else the SQLite file ``clinics_path``.
+    Every statement waits at most ``store_timeout`` seconds (for a connection, a lock, an answer)."""
+    timeout = getattr(settings, "store_timeout", 5.0)
     if settings.database_url.startswith("postgresql"):
         from assistant.clinics.sql import PostgresRegistry
 
-        return PostgresRegistry(settings.database_url, pool_size=settings.database_pool_size)
-    return ClinicRegistry(settings.database_url or settings.clinics_path)
+        return PostgresRegistry(
+            settings.database_url, pool_size=settings.database_pool_size, connect_timeout=timeout, statement_timeout=timeout
+        )
+    return ClinicRegistry(settings.database_url or settings.clinics_path, timeout=timeout)
 
 
 def origins(values: list[str] | tuple[str, ...]) -> list[str]:

@@ -5,7 +5,7 @@ wherever it is stored and a SQLite file copies into PostgreSQL unchanged. The Al
 ``assistant/clinics/migrations`` create exactly these tables; a test compares the two.
 
 >>> sorted(METADATA.tables)
-['audit', 'clinics', 'documents', 'feedback', 'keys']
+['approval_jobs', 'audit', 'clinics', 'documents', 'feedback', 'keys']
 """
 
 from __future__ import annotations
@@ -66,7 +66,39 @@ documents = sa.Table(
     sa.Column("approved_by", sa.Text, nullable=True),
     sa.Column("approved_at", sa.Text, nullable=True),
     sa.Column("approved_version", sa.Text, nullable=True),
+    # passages held back until the reviewer confirms them: JSON, each with ``confirmed``
+    sa.Column("flags", sa.Text, nullable=False, server_default="[]"),
     sa.Index("documents_clinic", "clinic_id", "status"),
+)
+
+_RUNNING = sa.text("status IN ('queued', 'running')")
+
+# One row per approval (assistant/clinics/approvals.py): who approves which version of a document,
+# with which flagged passages confirmed, and where the job stands. ``heartbeat`` is wall-clock
+# seconds (the worker running it updates it every few seconds; several machines compare it).
+approval_jobs = sa.Table(
+    "approval_jobs",
+    METADATA,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("clinic_id", sa.Text, nullable=False),
+    sa.Column("doc_id", sa.Text, nullable=False),
+    sa.Column("version", sa.Text, nullable=False),
+    sa.Column("reviewer", sa.Text, nullable=False),
+    sa.Column("confirm", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("status", sa.Text, nullable=False),  # queued, running, succeeded, failed
+    sa.Column("created", sa.Text, nullable=False),
+    sa.Column("started", sa.Text, nullable=True),
+    sa.Column("finished", sa.Text, nullable=True),
+    sa.Column("heartbeat", sa.Float, nullable=False),
+    sa.Column("done", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("total", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("message", sa.Text, nullable=True),
+    # one approval at a time per document, for every worker
+    sa.Index(
+        "approval_jobs_one_per_document", "doc_id", unique=True, sqlite_where=_RUNNING, postgresql_where=_RUNNING
+    ),
+    sa.Index("approval_jobs_clinic", "clinic_id", "doc_id", "created"),
 )
 
 audit = sa.Table(
@@ -108,4 +140,4 @@ feedback = sa.Table(
     sqlite_autoincrement=True,
 )
 
-TABLES = (clinics, keys, documents, audit, feedback)  # in the order rows are copied
+TABLES = (clinics, keys, documents, audit, feedback, approval_jobs)  # in the order rows are copied

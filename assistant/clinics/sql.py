@@ -20,6 +20,7 @@ import logging
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,6 +46,9 @@ from assistant.clinics.registry import (
     theme,
 )
 from assistant.errors import (
+    ApprovalInProgress,
+    ApprovalNotFound,
+    Cancelled,
     ClinicError,
     DocumentNotFound,
     KeyNotFound,
@@ -135,7 +139,31 @@ def _document(row: Any) -> ClinicDocument:
         approved_by=row.approved_by,
         approved_at=row.approved_at,
         approved_version=row.approved_version,
+        flags=json.loads(row.flags),
     )
+
+
+_INTERRUPTED = "The server stopped while approving this document; nothing was recorded. Approve it again."
+_LIVE = ("queued", "running")
+
+
+def _job(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "clinic_id": row.clinic_id,
+        "document_id": row.doc_id,
+        "version": row.version,
+        "reviewer": row.reviewer,
+        "confirm": json.loads(row.confirm),
+        "status": row.status,
+        "created": row.created,
+        "started": row.started,
+        "finished": row.finished,
+        "done": row.done,
+        "total": row.total,
+        "error": row.error,
+        "message": row.message,
+    }
 
 
 class SQLRegistry(ClinicRegistry):
@@ -413,6 +441,7 @@ class SQLRegistry(ClinicRegistry):
                     sections=json.dumps(doc.sections),
                     uploaded=doc.uploaded,
                     status="draft",
+                    flags=json.dumps(doc.flags),
                 )
             )
         )
@@ -464,6 +493,147 @@ class SQLRegistry(ClinicRegistry):
 
         self._write(delete)
         return doc
+
+    # -- approvals -----------------------------------------------------------------------------
+
+    def start_approval(
+        self, clinic_id: str, doc_id: str, *, reviewer: str, version: str, confirm: list[str], stale_after: float
+    ) -> tuple[dict[str, Any], str]:
+        confirm = sorted(set(confirm))
+        j, d = t.approval_jobs, t.documents
+
+        def start(db: sa.Connection) -> tuple[dict[str, Any], str]:
+            doc = db.execute(
+                sa.select(d.c.status, d.c.approved_by, d.c.approved_version, d.c.flags).where(
+                    d.c.clinic_id == clinic_id, d.c.id == doc_id
+                )
+            ).first()
+            if doc is None:
+                raise DocumentNotFound(
+                    f"This clinic has no document {doc_id!r}; list its documents with GET /v1/documents."
+                )
+            now_s = time.time()
+            db.execute(  # jobs of a worker that is gone
+                j.update()
+                .where(j.c.doc_id == doc_id, j.c.status.in_(_LIVE), j.c.heartbeat < now_s - stale_after)
+                .values(status="failed", finished=now(), error="approval_interrupted", message=_INTERRUPTED)
+            )
+            live = db.execute(sa.select(j).where(j.c.doc_id == doc_id, j.c.status.in_(_LIVE))).first()
+            if live is not None:
+                job = _job(live)
+                if (job["reviewer"], job["version"], job["confirm"]) == (reviewer, version, confirm):
+                    return job, "same"
+                raise ApprovalInProgress(
+                    f"An approval of this document by {job['reviewer']!r} is under way (job {job['id']}); wait for "
+                    f"it with GET /v1/approvals/{job['id']}, then approve again if you need to."
+                )
+            confirmed = sorted(f["passage"] for f in json.loads(doc.flags) if f.get("confirmed"))
+            if (doc.status, doc.approved_by, doc.approved_version, confirmed) == ("approved", reviewer, version, confirm):
+                last = db.execute(
+                    sa.select(j).where(j.c.doc_id == doc_id, j.c.status == "succeeded").order_by(j.c.created.desc()).limit(1)
+                ).first()
+                if last is not None:
+                    return _job(last), "done"
+            job_id = "apv-" + secrets.token_hex(8)
+            db.execute(
+                j.insert().values(
+                    id=job_id,
+                    clinic_id=clinic_id,
+                    doc_id=doc_id,
+                    version=version,
+                    reviewer=reviewer,
+                    confirm=json.dumps(confirm),
+                    status="queued",
+                    created=now(),
+                    heartbeat=now_s,
+                )
+            )
+            return _job(db.execute(sa.select(j).where(j.c.id == job_id)).one()), "new"
+
+        try:
+            return self._write(start)
+        except sa.exc.IntegrityError:  # another worker started one at the same moment
+            live = self._row(sa.select(j).where(j.c.doc_id == doc_id, j.c.status.in_(_LIVE)))
+            who = live.reviewer if live is not None else "another reviewer"
+            raise ApprovalInProgress(
+                f"An approval of this document by {who!r} is under way; wait for it, then approve again if you need to."
+            ) from None
+
+    def approval_job(self, clinic_id: str, job_id: str, *, stale_after: float | None = None) -> dict[str, Any]:
+        j = t.approval_jobs
+        row = self._row(sa.select(j).where(j.c.clinic_id == clinic_id, j.c.id == job_id))
+        if row is None:
+            raise ApprovalNotFound()
+        job = _job(row)
+        if stale_after is not None and job["status"] in _LIVE and row.heartbeat < time.time() - stale_after:
+            self.fail_job(job_id, "approval_interrupted", _INTERRUPTED)
+            return self.approval_job(clinic_id, job_id)
+        return job
+
+    def update_job(
+        self, job_id: str, *, status: str | None = None, done: int | None = None, total: int | None = None
+    ) -> None:
+        j = t.approval_jobs
+        values: dict[str, Any] = {"heartbeat": time.time()}
+        if status is not None:
+            values["status"] = status
+            if status == "running":
+                values["started"] = sa.func.coalesce(j.c.started, now())
+        if done is not None:
+            values["done"] = done
+        if total is not None:
+            values["total"] = total
+        self._write(lambda db: db.execute(j.update().where(j.c.id == job_id, j.c.status.in_(_LIVE)).values(**values)))
+
+    def heartbeat_jobs(self, job_ids: list[str]) -> None:
+        if not job_ids:
+            return
+        j = t.approval_jobs
+        self._write(
+            lambda db: db.execute(
+                j.update().where(j.c.id.in_(job_ids), j.c.status.in_(_LIVE)).values(heartbeat=time.time())
+            )
+        )
+
+    def fail_job(self, job_id: str, error: str, message: str) -> bool:
+        j = t.approval_jobs
+        result = self._write(
+            lambda db: db.execute(
+                j.update()
+                .where(j.c.id == job_id, j.c.status.in_(_LIVE))
+                .values(status="failed", finished=now(), error=error, message=message)
+            )
+        )
+        return result.rowcount > 0
+
+    def finish_approval(self, job_id: str, flags: list[dict[str, Any]]) -> ClinicDocument:
+        j, d = t.approval_jobs, t.documents
+
+        def finish(db: sa.Connection) -> tuple[str, str]:
+            row = db.execute(sa.select(j).where(j.c.id == job_id).with_for_update()).first()
+            if row is None or row.status != "running":
+                raise Cancelled("This approval was stopped before it finished; nothing was recorded. Approve again.")
+            done = db.execute(
+                d.update()
+                .where(d.c.clinic_id == row.clinic_id, d.c.id == row.doc_id, d.c.version == row.version)
+                .values(
+                    status="approved",
+                    approved_by=row.reviewer,
+                    approved_at=now(),
+                    approved_version=row.version,
+                    flags=json.dumps(flags),
+                )
+            )
+            if done.rowcount == 0:
+                raise DocumentNotFound("The document was deleted while it was being approved; nothing was recorded.")
+            self._bump(db, row.clinic_id)
+            db.execute(
+                j.update().where(j.c.id == job_id).values(status="succeeded", finished=now(), heartbeat=time.time())
+            )
+            return row.clinic_id, row.doc_id
+
+        clinic_id, doc_id = self._write(finish)
+        return self.document(clinic_id, doc_id)
 
     # -- audit ---------------------------------------------------------------------------------
 
@@ -617,7 +787,10 @@ class SQLiteRegistry(SQLRegistry):
     kind = "sqlite"
     upgrades_itself = True
 
-    def __init__(self, where: str | Path) -> None:
+    def __init__(self, where: str | Path, *, timeout: float = 30.0) -> None:
+        """``timeout``: seconds a statement may wait for another process's write (the API passes
+        ``PHT_STORE_TIMEOUT``; past it the call fails as unavailable rather than hanging)."""
+        self.timeout = timeout
         if isinstance(where, str) and where.startswith("sqlite"):
             self.path = Path(sa.make_url(where).database or "")
         else:
@@ -627,7 +800,7 @@ class SQLiteRegistry(SQLRegistry):
         self.url = f"sqlite:///{self.path}"
         engine = sa.create_engine(
             self.url,
-            connect_args={"timeout": 30.0, "check_same_thread": False},
+            connect_args={"timeout": timeout, "check_same_thread": False},
             poolclass=sa.pool.QueuePool,
             pool_size=8,
             max_overflow=64,
@@ -638,7 +811,7 @@ class SQLiteRegistry(SQLRegistry):
             dbapi_conn.isolation_level = None  # the driver begins nothing by itself
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             cur.close()
 
         @sa.event.listens_for(engine, "begin")
@@ -669,8 +842,8 @@ class SQLiteRegistry(SQLRegistry):
             compiled = self._compiled[id(stmt)] = (str(c), tuple(c.positiontup or ()))
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout=30000")
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
             conn.row_factory = _named_row
             self._local.conn = conn
         sql, order = compiled
@@ -696,7 +869,11 @@ class PostgresRegistry(SQLRegistry):
 
     kind = "postgresql"
 
-    def __init__(self, where: str, *, pool_size: int = 10, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self, where: str, *, pool_size: int = 10, connect_timeout: float = 5.0, statement_timeout: float | None = None
+    ) -> None:
+        """``connect_timeout`` and ``statement_timeout`` (seconds): how long connecting, and each
+        statement, may take before the call fails as unavailable (the API passes ``PHT_STORE_TIMEOUT``)."""
         url = database_url(where)
         self.url = url
         self.where = display_url(url)
@@ -706,7 +883,11 @@ class PostgresRegistry(SQLRegistry):
             max_overflow=pool_size * 2,
             pool_timeout=10.0,
             pool_recycle=1800,
-            connect_args={"connect_timeout": max(1, int(connect_timeout)), "application_name": "pht-assistant"},
+            connect_args={
+                "connect_timeout": max(1, int(connect_timeout)),
+                "application_name": "pht-assistant",
+                **({"options": f"-c statement_timeout={int(statement_timeout * 1000)}"} if statement_timeout else {}),
+            },
         )
         self.engine = engine
         self.reader = engine.execution_options(isolation_level="AUTOCOMMIT")  # one round trip per read

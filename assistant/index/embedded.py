@@ -3,12 +3,15 @@
 Layout of ``PHT_DATA_DIR``::
 
     index.json            what is built: model, corpus version, documents, the live generation
-    chroma-<generation>/  the Chroma folder that index.json points at (one back is kept)
+    chroma-<generation>/  the Chroma folder that index.json points at (and any a reader still uses)
+    .readers/             readers' leases on the generations they use (assistant/index/generations.py)
     .index.lock           held by the one process that writes
 
 A build copies the live generation, applies the changes there (new chunks embedded, removed
 ones deleted, unchanged ones left alone) and only then points ``index.json`` at it with an
-atomic rename. A failed or killed build leaves the previous index in service.
+atomic rename. A failed or killed build leaves the previous index in service. When it starts,
+and after it publishes, the writer removes every generation that is not live and that no reader
+holds: older ones once their readers have moved on, and the folders of killed builds.
 
 >>> from assistant.index.embedded import read_meta
 >>> read_meta(Path("/nonexistent")) is None
@@ -36,6 +39,7 @@ from filelock import FileLock, Timeout
 from assistant.contracts import embed_for_index, model_id_of
 from assistant.corpus.parse import Chunk, Corpus, Unit, chunk_units, load_corpus
 from assistant.errors import DataFolderError, IndexBusy, IndexDamaged, IndexMissing
+from assistant.index.generations import GenerationGone, ReaderLease, remove_unused
 
 META_NAME = "index.json"
 DOCUMENTS_NAME = "documents.json"
@@ -319,6 +323,10 @@ def build_index(
             meta = read_meta(data_dir)
         except IndexDamaged:
             meta, reason = None, "The previous index record was damaged; building the index again."
+        # generations no reader uses (older ones, and what killed builds left) go first
+        removed = remove_unused(data_dir, keep={meta.generation if meta else None})
+        if removed:
+            say(f"Removed {len(removed)} index folder(s) no reader uses: {', '.join(removed)}.")
         if meta and meta.model != model:
             reason = f"The index was built with {meta.model}; rebuilding it for {model}."
             meta = None
@@ -470,7 +478,6 @@ def build_index(
             raise
         client.close()
 
-        previous = meta.generation if meta else None
         _write_meta(
             data_dir,
             IndexMeta(
@@ -496,7 +503,7 @@ def build_index(
                 },
             ),
         )
-        _remove_old_generations(data_dir, keep={generation, previous})
+        remove_unused(data_dir, keep={generation})  # the previous one stays while a reader holds it
         return BuildReport(
             chunks=len(all_chunks),
             records=len(records),
@@ -545,13 +552,6 @@ def _unchanged_vectors(
     return vecs
 
 
-def _remove_old_generations(data_dir: Path, keep: set[str | None]) -> None:
-    """Drop generations other than the live one and the one before (a reader may still use it)."""
-    for path in data_dir.glob("chroma-*"):
-        if path.name not in keep and path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-
-
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -562,28 +562,47 @@ class ChromaIndex:
     arrays derived from the store when the index was built (:mod:`assistant.index.derived`;
     derived again from the store when they are missing or stale). Chroma itself is opened only
     when it is needed (an index without usable derived data), with a check that runs within
-    ``check_timeout`` seconds, so a damaged index is reported instead of hanging.
+    ``check_timeout`` seconds, so a damaged index is reported instead of hanging. The reader holds
+    a lease on its generation until :meth:`close` (:mod:`assistant.index.generations`): the writer
+    leaves it in place.
     """
 
     def __init__(self, data_dir: Path, *, collection: str = "pht-corpus", check_timeout: float = 30.0):
         self.data_dir = Path(data_dir)
-        meta = read_meta(self.data_dir, documents=False)
-        if meta is None:
-            raise IndexMissing(
-                f"There is no index in {self.data_dir} yet; build it with `pht-assistant index`."
-            )
-        if meta.collection != collection:
-            raise IndexMissing(
-                f"The index in {self.data_dir} holds no collection {collection!r}; "
-                "build it with `pht-assistant index`."
-            )
+        self._lease = None
+        for _ in range(20):  # the writer may remove a generation between reading index.json and holding it
+            meta = read_meta(self.data_dir, documents=False)
+            if meta is None:
+                raise IndexMissing(
+                    f"There is no index in {self.data_dir} yet; build it with `pht-assistant index`."
+                )
+            if meta.collection != collection:
+                raise IndexMissing(
+                    f"The index in {self.data_dir} holds no collection {collection!r}; "
+                    "build it with `pht-assistant index`."
+                )
+            folder = self.data_dir / meta.generation
+            if not folder.is_dir():
+                raise IndexDamaged(
+                    f"The index folder {folder} is missing; rebuild it with `pht-assistant index --rebuild`."
+                )
+            try:
+                self._lease = ReaderLease(self.data_dir, meta.generation)
+                break
+            except GenerationGone:
+                time.sleep(0.05)
+        else:
+            raise IndexBusy()
+        try:
+            self._open(meta, folder, collection, check_timeout)
+        except BaseException:
+            self._lease.release()
+            raise
+
+    def _open(self, meta: IndexMeta, folder: Path, collection: str, check_timeout: float) -> None:
         self._meta = meta
         self._documents_read = False
-        self._folder = folder = self.data_dir / meta.generation
-        if not folder.is_dir():
-            raise IndexDamaged(
-                f"The index folder {folder} is missing; rebuild it with `pht-assistant index --rebuild`."
-            )
+        self._folder = folder
         self._check_timeout = check_timeout
         self._collection_name = collection
         self._chroma_lock = threading.Lock()
@@ -631,6 +650,7 @@ class ChromaIndex:
         index = cls.__new__(cls)
         index.data_dir = None
         index.meta = meta
+        index._lease = None
         index._client = None
         index._collection = collection
         index._init_caches()
@@ -799,8 +819,14 @@ class ChromaIndex:
                 self._records = chunks
             return self._records
 
+    @property
+    def generation(self) -> str:
+        return self.meta.generation
+
     def close(self) -> None:
         client = self.__dict__.get("_client")
         if client is not None:
             with contextlib.suppress(Exception):
                 client.close()
+        if self.__dict__.get("_lease") is not None:
+            self._lease.release()

@@ -44,6 +44,31 @@ def open_index(
     return index
 
 
+def open_reader(settings: Settings) -> Any:
+    """The index published now, opened for reading only (never built): the Chroma server's, or the
+    embedded generation ``index.json`` names (held with a lease until the reader is closed)."""
+    from assistant.index.embedded import ChromaIndex
+
+    if settings.chroma_url:
+        from assistant.index.store import open_server_index
+
+        return open_server_index(settings)
+    return ChromaIndex(settings.data_dir, collection=settings.collection, check_timeout=settings.index_check_timeout)
+
+
+def published_generation(settings: Settings) -> str | None:
+    """The generation published now (cheap: ``index.json``, or the Chroma server's index record),
+    ``None`` when there is none."""
+    if settings.chroma_url:
+        from assistant.index.store import server_generation
+
+        return server_generation(settings)
+    from assistant.index.embedded import read_meta
+
+    meta = read_meta(settings.data_dir)
+    return meta.generation if meta is not None and meta.collection == settings.collection else None
+
+
 def _hint_if_corpus_changed(settings: Settings, indexed_version: str, say: Callable[[str], None]) -> None:
     """Readers answer from the index as built; say so when the corpus folder has moved on."""
     from assistant.corpus.parse import corpus_version, load_corpus

@@ -16,6 +16,7 @@ assembles the default ones. A clinic's request runs the same stages with the cli
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import threading
@@ -55,8 +56,8 @@ class Assistant:
             raise ValueError("an Assistant needs an index or a retriever")
         self.settings = settings
         self.embeddings = embeddings
-        self.index = index
-        self.retriever = retriever or default_retriever(settings, index)
+        self._follows = retriever is None  # an index of its own: a newer one can take its place
+        retriever = retriever or default_retriever(settings, index)
         self.composed = ComposerTally()  # how the writing composers fared (/v1/health, /metrics)
         self.stages = assemble(settings, embeddings, stages, on_composed=self.composed)
         self.composer = self.stages.composer
@@ -64,11 +65,114 @@ class Assistant:
         self._warm = threading.Lock()
         self._ready = False
         self._library: Any = None
-        self.context = Context(
-            retriever=self.retriever,
-            emergency_contact=settings.emergency_contact,
-            corpus_version=self.corpus_version,
+        self._generations = threading.Lock()
+        self._current = Generation(
+            index,
+            retriever,
+            Context(
+                retriever=retriever,
+                emergency_contact=settings.emergency_contact,
+                corpus_version=getattr(index, "corpus_version", "") if index is not None else "",
+            ),
         )
+        self._follower: threading.Thread | None = None
+        self._stop_following = threading.Event()
+
+    # -- the index generation in use --------------------------------------------------------------
+
+    @property
+    def index(self) -> Any:
+        return self._current.index
+
+    @property
+    def retriever(self) -> Any:
+        return self._current.retriever
+
+    @property
+    def context(self) -> Context:
+        """The assistant's own context (the shared corpus of the generation in use)."""
+        return self._current.context
+
+    @context.setter
+    def context(self, value: Context) -> None:
+        self._current.context = value
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator["Generation"]:
+        """Hold the index generation in use now until the block ends: a request answers from the
+        generation it started with, even if a newer one is published meanwhile; the old one is
+        closed (and its lease let go) when its last request is done."""
+        with self._generations:
+            gen = self._current
+            gen.refs += 1
+        try:
+            yield gen
+        finally:
+            with self._generations:
+                gen.refs -= 1
+                done = gen.retired and gen.refs == 0 and not gen.closed
+                if done:
+                    gen.closed = True
+            if done:
+                gen.close()
+
+    def refresh_index(self, notify: Callable[[str], None] | None = None) -> bool:
+        """Open the index that is published now if it is not the one in use, and answer from it from
+        the next request on: ``True`` when it changed. Requests already running keep theirs."""
+        from assistant.index.ensure import open_reader, published_generation
+
+        if not self._follows:
+            return False
+        latest = published_generation(self.settings)
+        if latest is None or latest == getattr(self.index, "generation", None):
+            return False
+        index = open_reader(self.settings)
+        try:
+            from assistant.pipeline.assembly import default_retriever
+
+            retriever = default_retriever(self.settings, index)
+            warm_up(retriever)
+            context = self.context.with_changes(retriever=retriever, corpus_version=index.corpus_version)
+            if self._ready:
+                context = context.with_changes(topics=tuple(self._list_topics(retriever)))
+        except BaseException:
+            index.close()
+            raise
+        fresh = Generation(index, retriever, context)
+        with self._generations:
+            old, self._current = self._current, fresh
+            old.retired = True
+            done = old.refs == 0 and not old.closed
+            if done:
+                old.closed = True
+        if self._library is not None:
+            self._library.use_index(index)
+        if done:
+            old.close()
+        (notify or (lambda _m: None))(
+            f"Answering from the newly published index (corpus version {index.corpus_version}, "
+            f"{getattr(index, 'generation', '')}); requests already running finish on the previous one."
+        )
+        return True
+
+    def follow_index(self, every: float, notify: Callable[[str], None] | None = None) -> None:
+        """Look for a newly published index every ``every`` seconds, in a thread, and answer from it
+        without a restart (:meth:`refresh_index`). Stops with :meth:`close`."""
+        import logging
+
+        log = logging.getLogger("assistant.index")
+        if self._follower is not None or not self._follows:
+            return
+
+        def follow() -> None:
+            while not self._stop_following.wait(every):
+                try:
+                    self.refresh_index(notify=notify or log.info)
+                except Exception as exc:  # the index being written, the store away: try again later
+                    log.warning("could not open the newly published index (%s); trying again", exc)
+
+        self._follower = threading.Thread(target=follow, name="pht-index-follower", daemon=True)
+        self._follower.start()
 
     # -- construction -----------------------------------------------------------------------------
 
@@ -142,10 +246,10 @@ class Assistant:
         self.warm_up()
         return list(self.context.topics)
 
-    def _list_topics(self) -> list[str]:
+    def _list_topics(self, retriever: Any = None) -> list[str]:
         from assistant.corpus.topics import topics_of
 
-        return topics_of(self.retriever.documents()) or ["proximal hamstring tendinopathy"]
+        return topics_of((retriever or self.retriever).documents()) or ["proximal hamstring tendinopathy"]
 
     def context_of(self, citation: Citation) -> tuple[str, str, str] | None:
         """The paragraph a citation was quoted from, as ``(before, quote, after)``.
@@ -169,8 +273,11 @@ class Assistant:
         return None
 
     def close(self) -> None:
-        if self.index is not None:
-            self.index.close()
+        self._stop_following.set()
+        with self._generations:
+            gen = self._current
+            gen.closed = True
+        gen.close()
 
     # -- clinics (docs/api.md) --------------------------------------------------------------------
 
@@ -217,7 +324,8 @@ class Assistant:
         pair. Raises a :class:`~assistant.errors.InvalidQuestion` (a ``ValueError``) whose
         message says what to change.
         """
-        return self.flow.run(self._turn(question, history, explain, context))
+        with self.reading() as gen:
+            return self.flow.run(self._turn(question, history, explain, context, gen))
 
     def stream(
         self,
@@ -230,7 +338,11 @@ class Assistant:
         """The reply as it is written: :class:`Started` (status and id), :class:`Delta` pieces of
         text (joined, they are ``answer.text``, notice included), then :class:`Done` with the whole
         :class:`Answer`. Bad input raises before the first event, as :meth:`ask` does."""
-        turn = self.flow.run_prepare(self._turn(question, history, explain, context))
+        with self.reading() as gen:
+            yield from self._stream(self._turn(question, history, explain, context, gen))
+
+    def _stream(self, first: Turn) -> Iterator[Started | Delta | Done]:
+        turn = self.flow.run_prepare(first)
         writes = (
             turn.answer is None
             and turn.judgement is not None
@@ -262,12 +374,34 @@ class Assistant:
             yield Delta(text=piece)
         yield Done(answer=answer)
 
-    def _turn(self, question: Any, history: Sequence[Any] | None, explain: bool, context: Context | None) -> Turn:
+    def _turn(
+        self,
+        question: Any,
+        history: Sequence[Any] | None,
+        explain: bool,
+        context: Context | None,
+        gen: "Generation | None" = None,
+    ) -> Turn:
         s = self.settings
         text = validate_question(question, s.max_question_chars)
         turns = validate_history(history, s.max_question_chars, s.max_history_turns)
         self.warm_up()
-        return Turn(question=text, history=turns, context=context or self.context, explain=explain)
+        own = (gen or self._current).context
+        return Turn(question=text, history=turns, context=context or own, explain=explain)
+
+
+class Generation:
+    """One opened corpus index and what the assistant built on it, with the requests using it."""
+
+    def __init__(self, index: Any, retriever: Any, context: Context) -> None:
+        self.index, self.retriever, self.context = index, retriever, context
+        self.refs = 0
+        self.retired = False
+        self.closed = False
+
+    def close(self) -> None:
+        if self.index is not None:
+            self.index.close()
 
 
 class ComposerTally:
@@ -327,17 +461,20 @@ class ClinicAssistant:
     def settings(self) -> Settings:
         return self.assistant.settings
 
-    def context(self) -> Context:
+    def context(self, gen: Generation | None = None) -> Context:
         self.assistant.warm_up()
-        return self.assistant.library.context_for(self.clinic_id, self.assistant.context)
+        own = (gen or self.assistant._current).context
+        return self.assistant.library.context_for(self.clinic_id, own)
 
     def ask(self, question: str, history: Sequence[Any] | None = None, *, explain: bool = False) -> Answer:
-        return self.assistant.ask(question, history, explain=explain, context=self.context())
+        with self.assistant.reading() as gen:
+            return self.assistant.ask(question, history, explain=explain, context=self.context(gen))
 
     def stream(
         self, question: str, history: Sequence[Any] | None = None, *, explain: bool = False
     ) -> Iterator[Started | Delta | Done]:
-        return self.assistant.stream(question, history, explain=explain, context=self.context())
+        with self.assistant.reading() as gen:
+            yield from self.assistant.stream(question, history, explain=explain, context=self.context(gen))
 
     def sources(self) -> list[dict[str, Any]]:
         own = [{**d, "kind": "clinic"} for d in self.assistant.library.sources(self.clinic_id)]

@@ -1,13 +1,14 @@
 """Knowledge as data: red flags, clinician-only decisions, scope and vocabulary, reviewed like code.
 
 The YAML files in this folder are what a clinician or a clinic reviews; the code that reads them
-(:mod:`assistant.safety.rules`, :mod:`assistant.safety.scope`, :mod:`assistant.retrieval.vocabulary`)
+(:mod:`assistant.safety.rules`, :mod:`assistant.safety.scope`, :mod:`assistant.retrieval.vocabulary`,
+:mod:`assistant.safety.passages`)
 validates them when the assistant starts. A clinic adds to them with a folder of its own
 (``PHT_POLICY_DIR``) holding files of the same names: lists are extended, mappings merged, and a
 red flag or clinician-only decision with a packaged name replaces the packaged one.
 
 >>> sorted(name for name in FILES)
-['clinician_only', 'red_flags', 'scope', 'vocabulary']
+['clinician_only', 'document_checks', 'red_flags', 'scope', 'vocabulary']
 >>> load("scope")["topic_examples"][0]
 'pain deep in my buttock where my hamstring attaches to the sit bone'
 """
@@ -21,9 +22,9 @@ from typing import Any
 from assistant.errors import PolicyInvalid
 
 HERE = Path(__file__).resolve().parent
-FILES = ("red_flags", "clinician_only", "scope", "vocabulary")
+FILES = ("red_flags", "clinician_only", "scope", "vocabulary", "document_checks")
 # entries of these lists are replaced, not added to, when an extension names them again
-_KEYED_LISTS = {"flags": "name", "decisions": "name"}
+_KEYED_LISTS = {"flags": "name", "decisions": "name", "checks": "name"}
 
 
 def load(name: str, extra_dir: Path | str | None = None) -> dict[str, Any]:

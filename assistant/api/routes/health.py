@@ -6,6 +6,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from assistant.api.deps import AssistantDep, bounded
+from assistant.api.errors import responses
+from assistant.errors import RequestTimedOut
 from assistant.api.models import HealthResponse
 
 router = APIRouter(prefix="/v1", tags=["health"])
@@ -15,16 +17,25 @@ router = APIRouter(prefix="/v1", tags=["health"])
     "/health",
     response_model=HealthResponse,
     responses={
-        503: {"model": HealthResponse, "description": "Alive, but the index or the store does not answer."}
+        **responses(400),
+        503: {"model": HealthResponse, "description": "Alive, but the index or the store does not answer."},
     },
     summary="Liveness and readiness",
 )
 async def health(request: Request, assistant: AssistantDep):
     """200 with `ready: true` when the index, the store and the clinics database answer; 503 with
-    `ready: false` otherwise (the process is alive and retries by itself). Redis being away does not
-    make a worker unready (it counts its own requests meanwhile): `rate_limits` and `message` say so."""
+    `ready: false` otherwise (the process is alive and retries by itself). A store that hangs is
+    reported within `PHT_STORE_TIMEOUT` seconds and a second. Redis being away does not make a
+    worker unready (it counts its own requests meanwhile): `rate_limits` and `message` say so."""
     settings = request.app.state.settings
-    ready, message = await bounded(settings, assistant.library.readiness)
+    bound = settings.store_timeout + 1.0
+    try:
+        ready, message = await bounded(settings, assistant.library.readiness, timeout=bound)
+    except RequestTimedOut:
+        ready, message = False, (
+            f"The index, the store or the clinics database did not answer within {bound:g} seconds; answers "
+            "fail with 503 until they do (the assistant reconnects by itself)."
+        )
     limiter = request.app.state.limiter
     degraded = limiter.describe()
     body = HealthResponse(

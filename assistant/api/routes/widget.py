@@ -23,6 +23,7 @@ CACHE = "public, max-age=300, stale-while-revalidate=86400"
     responses={
         200: {"content": {"text/javascript": {}}, "description": "The widget's script (gzipped when accepted)."},
         304: {"description": "Not modified: the `If-None-Match` ETag is current."},
+        **responses(400),
     },
     summary="The embeddable widget's script",
 )

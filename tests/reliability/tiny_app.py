@@ -1,0 +1,8 @@
+"""A trivial ASGI app: uvicorn's connection handling on its own, with and without the guard."""
+
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": b"ok"})
