@@ -413,8 +413,13 @@ class CollectionIndex:
         )
         self._unit_groups = np.array([m["source"] for m in units["metadatas"]])
         self._units: dict[str, list[tuple[Unit, np.ndarray]]] = {}
+        self._unit_list: list[Unit] = []  # aligned with the rows of the vectors
         for doc, meta, vec in zip(units["documents"], units["metadatas"], self._unit_vectors):
-            self._units.setdefault(meta["chunk_id"], []).append((unit_from_record(doc, meta), vec))
+            unit = unit_from_record(doc, meta)
+            self._unit_list.append(unit)
+            self._units.setdefault(meta["chunk_id"], []).append((unit, vec))
+        norms = np.linalg.norm(self._unit_vectors, axis=1, keepdims=True) if len(self._unit_ids) else None
+        self._normed = self._unit_vectors / np.where(norms > 0, norms, 1.0) if norms is not None else None
         for value in self._units.values():
             value.sort(key=lambda uv: uv[0].start)
 
@@ -431,27 +436,23 @@ class CollectionIndex:
         return self._units.get(chunk_id, [])
 
     def query_units(self, vector: list[float], k: int) -> list[tuple[Unit, float]]:
-        from assistant.index.embedded import unit_from_record
+        """The ``k`` nearest sentences with their cosine similarity, computed exactly over the
+        vectors read when the object was made (held-back passages are already left out).
 
-        k = max(1, min(k, len(self._unit_ids)))
-        if len(self._unit_ids) == 0:
+        Exact rather than the store's approximate search: a collection full of near-identical
+        sentences (a long list of notes, say) can hide the one sentence that answers from an HNSW
+        graph, and the vectors are in memory anyway.
+        """
+        n = len(self._unit_ids)
+        if n == 0 or self._normed is None:
             return []
-        where: dict[str, Any] = {"kind": "unit"}
-        if self._documents is not None:
-            where = {"$and": [where, {"doc_id": {"$in": sorted(self._documents)}}]}
-        with guarded():
-            res = self._collection.query(
-                query_embeddings=[vector],
-                n_results=k + (4 * k if self._held_back else 0),
-                where=where,
-                include=["documents", "metadatas", "distances"],
-            )
-        hits = [
-            (unit_from_record(doc, meta), 1.0 - float(dist))
-            for doc, meta, dist in zip(res["documents"][0], res["metadatas"][0], res["distances"][0])
-            if meta.get("chunk_id") not in self._held_back
-        ]
-        return hits[:k]
+        k = max(1, min(k, n))
+        q = np.asarray(vector, dtype=np.float32)
+        norm = float(np.linalg.norm(q))
+        sims = self._normed @ (q / norm if norm > 0 else q)
+        top = np.argpartition(-sims, k - 1)[:k] if k < n else np.arange(n)
+        top = top[np.lexsort((top, -sims[top]))]
+        return [(self._unit_list[i], float(sims[i])) for i in top.tolist()]
 
 
 # -- the shared corpus index on a Chroma server ------------------------------------------------------

@@ -85,6 +85,9 @@ def test_a_retried_slow_approval_is_one_approval_by_the_reviewer_whose_approval_
         headers=_h(api.key),
         timeout=60,
     ).json()
+    # the one passage that answers, found among 1,500 near-identical notes (exact search: the store's
+    # approximate one missed it in about half of the runs)
+    assert answer["status"] == "answered" and "five seconds" in answer["text"], answer
     cited = [c for c in answer["citations"] if c["source"].startswith(doc)]
     assert cited and {c["approved_by"] for c in cited} == {"Dr Ada Lovelace"}
     figure(
