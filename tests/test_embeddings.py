@@ -63,12 +63,12 @@ def test_falls_back_to_sentence_transformers_without_an_onnx_file(tmp_path, monk
     assert model.encode(["hamstring"]).shape == (1, 384)
 
 
-def test_a_reading_process_never_imports_torch(built_data_dir, embeddings):
+def test_a_reading_process_never_imports_torch_nor_langchain(built_data_dir, embeddings):
     code = (
         "import sys\nfrom assistant import Assistant, Settings\n"
         f"a = Assistant.from_settings(Settings(data_dir={str(built_data_dir)!r}), notify=lambda m: None)\n"
         "print(a.ask('Can running be part of my rehab for PHT?').status.value)\n"
-        "print(','.join(m for m in ('torch', 'sentence_transformers', 'transformers', 'sklearn') if m in sys.modules))\n"
+        "print(','.join(m for m in ('torch', 'sentence_transformers', 'transformers', 'sklearn', 'langchain_core') if m in sys.modules))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=dict(os.environ)
@@ -123,3 +123,19 @@ def test_index_builds_fall_back_to_float_when_int8_cannot_be_made(tmp_path, monk
         assert MiniLMEmbeddings(index_precision="float").index_encoder == "onnx"
     finally:
         emb_mod._load_int8.cache_clear()
+
+
+def test_langchain_takes_the_encoder_as_its_own_embeddings(embeddings):
+    """No LangChain base class (it costs a cold process about 0.1 s), the same interface: LangChain's
+    in-memory vector store searches with it, synchronously and asynchronously."""
+    import asyncio
+
+    from langchain_core.vectorstores import InMemoryVectorStore
+
+    store = InMemoryVectorStore(embedding=embeddings)
+    store.add_texts(["Slow bridges load the hamstring tendon.", "Opening hours are nine to five.", "Ice the knee."])
+    assert store.similarity_search("hamstring exercise", k=1)[0].page_content.startswith("Slow bridges")
+    found = asyncio.run(store.asimilarity_search("when is the clinic open?", k=1))
+    assert found[0].page_content.startswith("Opening hours")
+    vec = asyncio.run(embeddings.aembed_query("hamstring"))
+    assert np.allclose(vec, embeddings.embed_query("hamstring"), atol=1e-6)

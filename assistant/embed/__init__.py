@@ -1,2 +1,2 @@
-"""The embedding model: the packaged all-MiniLM-L6-v2, behind LangChain's ``Embeddings``
+"""The embedding model: the packaged all-MiniLM-L6-v2, with LangChain's ``Embeddings`` interface
 (onnxruntime by default; an int8 variant for the index; sentence-transformers as the fallback)."""

