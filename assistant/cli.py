@@ -14,7 +14,6 @@ with code 2; nothing prints a traceback unless ``PHT_DEBUG=1``.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import Annotated, Any, NoReturn
 

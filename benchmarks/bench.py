@@ -784,7 +784,7 @@ def readers_only_store(n: int, emb: Any) -> tuple[Path, dict[str, Any]]:
         chunks = corpus.chunks()
         # sentences and their vectors straight into arrays (lists of floats for a million
         # sentences would take over ten gigabytes)
-        unit_ids, units, groups, rows = [], [], [], []
+        unit_ids, units, groups = [], [], []
         for c in chunks:
             for u in chunk_units(c):
                 unit_ids.append(u.id)

@@ -584,7 +584,6 @@ def test_import_sqlite_copies_everything_into_postgresql_once(tmp_path, postgres
 
     from pathlib import Path
 
-    from assistant.clinics.migrate import upgrade
 
     path = Path(legacy_file(tmp_path / "clinics.sqlite3"))
 

@@ -121,6 +121,11 @@ class Unit:
         return f"{self.chunk_id}:{self.start}"
 
 
+def outside_sections(chunk: Chunk) -> bool:
+    """The chunk lies outside every headed section: the parser's introduction or closing text."""
+    return (chunk.section_id, chunk.section_title) in (INTRO, OUTRO)
+
+
 def chunk_units(chunk: Chunk) -> list[Unit]:
     r"""The units of a passage, with offsets in the source file.
 

@@ -13,7 +13,6 @@ everything after the call is the same code.
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import time

@@ -32,7 +32,6 @@ import logging
 import math
 import os
 import shutil
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -40,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from assistant.corpus.parse import Chunk, Unit
+from assistant.corpus.parse import Chunk, Unit, outside_sections
 
 FOLDER = "derived"
 MANIFEST = "manifest.json"
@@ -139,7 +138,6 @@ def derive(
     """Every array a reader maps, from the passages (in reading order) and the sentences (in the
     store's order, with their vectors and section keys)."""
     from assistant.retrieval import prepare
-    from assistant.retrieval.hybrid import _outside
     from assistant.retrieval.terms import terms_of, words
 
     say = progress or (lambda _msg: None)
@@ -168,8 +166,8 @@ def derive(
     arrays["doc_rows"] = np.argsort(doc_pos, kind="stable").astype(np.int64)
     arrays["doc_ptr"] = doc_ptr
     # framing text: a document's introduction or closing paragraph beside its headed sections
-    headed = {c.doc_id for c in chunks if not _outside(c)}
-    arrays["framing"] = np.array([_outside(c) and c.doc_id in headed for c in chunks], dtype=bool)
+    headed = {c.doc_id for c in chunks if not outside_sections(c)}
+    arrays["framing"] = np.array([outside_sections(c) and c.doc_id in headed for c in chunks], dtype=bool)
 
     say("lexical index")
     chunk_words = [words(f"{c.section_title} {c.text}") for c in chunks]
@@ -590,7 +588,7 @@ def _derive_lock(folder: Path, timeout: float) -> Iterator[bool]:
 
 def read_store(collection: Any, documents_order: list[str]) -> tuple[list[Chunk], list[str], list[Unit], np.ndarray, np.ndarray]:
     """Passages (reading order) and sentences (store order, with vectors and section keys) of a collection."""
-    from assistant.index.embedded import chunk_from_record, get_all, unit_from_record
+    from assistant.index.records import chunk_from_record, get_all, unit_from_record
 
     got = get_all(collection, {"kind": "chunk"}, ["documents", "metadatas"])
     chunks = [chunk_from_record(d, m) for d, m in zip(got["documents"], got["metadatas"])]

@@ -37,9 +37,10 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 from assistant.contracts import embed_for_index, model_id_of
-from assistant.corpus.parse import Chunk, Corpus, Unit, chunk_units, load_corpus
+from assistant.corpus.parse import Chunk, Corpus, Unit, load_corpus
 from assistant.errors import DataFolderError, IndexBusy, IndexDamaged, IndexMissing
 from assistant.index.generations import GenerationGone, ReaderLease, remove_unused
+from assistant.index.records import IndexRecord, chunk_from_record, get_all, index_records, unit_from_record  # noqa: F401 - re-exported
 
 META_NAME = "index.json"
 DOCUMENTS_NAME = "documents.json"
@@ -185,92 +186,6 @@ def _collection(client, name: str):
     )
 
 
-def _chunk_metadata(chunk: Chunk) -> dict[str, Any]:
-    return {
-        "kind": "chunk",
-        "doc_id": chunk.doc_id,
-        "doc_title": chunk.doc_title,
-        "version": chunk.version,
-        "section_id": chunk.section_id,
-        "section_title": chunk.section_title,
-        "start": chunk.start,
-        "end": chunk.end,
-        "ordinal": chunk.ordinal,
-        "source": chunk.source,
-    }
-
-
-def _unit_metadata(unit: Unit, chunk: Chunk) -> dict[str, Any]:
-    return {
-        "kind": "unit",
-        "unit_kind": unit.kind,
-        "chunk_id": unit.chunk_id,
-        "source": unit.source,
-        "doc_id": chunk.doc_id,
-        "start": unit.start,
-        "end": unit.end,
-    }
-
-
-@dataclass(frozen=True)
-class IndexRecord:
-    """One row of the collection: a passage or one of its units."""
-
-    id: str
-    text: str
-    embed: str
-    meta: dict[str, Any]
-
-
-def index_records(chunks: list[Chunk]) -> dict[str, IndexRecord]:
-    """The records to store for passages: each passage and each of its sentence units, by id."""
-    out: dict[str, IndexRecord] = {}
-    for c in chunks:
-        out[c.id] = IndexRecord(c.id, c.text, c.embedding_text, _chunk_metadata(c))
-        for u in chunk_units(c):
-            out[u.id] = IndexRecord(u.id, u.text, u.text, _unit_metadata(u, c))
-    return out
-
-
-def unit_from_record(text: str, meta: dict[str, Any]) -> Unit:
-    return Unit(
-        chunk_id=meta["chunk_id"],
-        source=meta["source"],
-        start=int(meta["start"]),
-        end=int(meta["end"]),
-        text=text,
-        kind=meta["unit_kind"],
-    )
-
-
-def chunk_from_record(text: str, meta: dict[str, Any]) -> Chunk:
-    return Chunk(
-        doc_id=meta["doc_id"],
-        doc_title=meta["doc_title"],
-        version=meta["version"],
-        section_id=meta["section_id"],
-        section_title=meta["section_title"],
-        start=int(meta["start"]),
-        end=int(meta["end"]),
-        text=text,
-        ordinal=int(meta["ordinal"]),
-    )
-
-
-def get_all(collection: Any, where: dict[str, Any], include: list[str], page: int = 5000) -> dict[str, list]:
-    """Every matching record, read in pages (one large read exceeds SQLite's variable limit)."""
-    out: dict[str, list] = {"ids": [], **{key: [] for key in include}}
-    offset = 0
-    while True:
-        got = collection.get(where=where, include=include, limit=page, offset=offset)
-        out["ids"].extend(got["ids"])
-        for key in include:
-            out[key].extend(got[key])
-        if len(got["ids"]) < page:
-            return out
-        offset += page
-
-
 @contextlib.contextmanager
 def writer_lock(data_dir: Path, timeout: float = 0.0) -> Iterator[None]:
     """Hold the one-writer lock, or raise :class:`IndexBusy` after ``timeout`` seconds."""
@@ -307,6 +222,10 @@ def build_index(
 
     ``embeddings`` is any LangChain ``Embeddings`` with a ``model_id``. ``notify`` receives
     sentences worth showing a person (e.g. why the index is rebuilt from scratch).
+
+    A build never touches the generation readers use: it copies that generation's store into a
+    new folder, applies the changes there (:class:`_StagedChanges`), writes the derived arrays
+    beside it (:func:`_write_derived`), and only then points the index record at it.
     """
     began = time.perf_counter()
     data_dir = Path(data_dir)
@@ -317,44 +236,18 @@ def build_index(
     model = model_id_of(embeddings)
     say = notify or (lambda _msg: None)
 
-    with writer_lock(data_dir, lock_timeout):
-        reason = ""
-        try:
-            meta = read_meta(data_dir)
-        except IndexDamaged:
-            meta, reason = None, "The previous index record was damaged; building the index again."
-        # generations no reader uses (older ones, and what killed builds left) go first
-        removed = remove_unused(data_dir, keep={meta.generation if meta else None})
-        if removed:
-            say(f"Removed {len(removed)} index folder(s) no reader uses: {', '.join(removed)}.")
-        if meta and meta.model != model:
-            reason = f"The index was built with {meta.model}; rebuilding it for {model}."
-            meta = None
-        elif meta and meta.collection != collection:
-            meta = None
-        elif meta and not (data_dir / meta.generation).is_dir():
-            reason = "The index folder was missing; building the index again."
-            meta = None
-        if rebuild and meta:
-            reason = reason or "Rebuilding the index from scratch, as asked."
-            meta = None
-        if reason:
-            say(reason)
+    def report(**what: Any) -> BuildReport:
+        return BuildReport(
+            chunks=len(all_chunks), records=len(records), corpus_version=corpus.version, model=model,
+            seconds=time.perf_counter() - began, **what,
+        )
 
+    with writer_lock(data_dir, lock_timeout):
+        meta, reason = _usable_meta(data_dir, model, collection, rebuild, say)
         if meta and meta.corpus_version == corpus.version and meta.records == len(records):
             if _record_has_documents(data_dir):
                 _write_meta(data_dir, meta)  # an older layout: the documents move beside the store
-            return BuildReport(
-                chunks=len(all_chunks),
-                records=len(records),
-                added=0,
-                removed=0,
-                unchanged=len(records),
-                corpus_version=corpus.version,
-                model=model,
-                changed=False,
-                seconds=time.perf_counter() - began,
-            )
+            return report(added=0, removed=0, unchanged=len(records), changed=False)
 
         generation = f"chroma-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
         staging = data_dir / generation
@@ -367,110 +260,10 @@ def build_index(
         client = _client(staging)
         try:
             col = _collection(client, collection)
-            existing = set(col.get(include=[])["ids"])
-            stale = sorted(existing - records.keys())
-            fresh = [records[i] for i in records if i not in existing]
-            for i in range(0, len(stale), _ADD_BATCH):
-                col.delete(ids=stale[i : i + _ADD_BATCH])
-            done = 0
-            # every sentence's vector, for the derived arrays: the new ones as they are encoded,
-            # the unchanged ones from the previous generation's arrays (or the store)
-            unit_records = [r for r in records.values() if r.meta["kind"] == "unit"]
-            unit_pos = {r.id: i for i, r in enumerate(unit_records)}
-            unit_vecs: np.ndarray | None = None
-            if fresh and hasattr(embeddings, "warm_up"):
-                if not getattr(embeddings, "is_loaded", True):
-                    say("Loading the embedding model (takes a few seconds, once per process).")
-                embeddings.warm_up()  # load the model before the progress bar starts
-                getattr(embeddings, "index_encoder", None)  # and the index encoder (made once per machine)
-            # Dense search runs over sentence units, so only they go through the encoder; a
-            # passage's vector is the normalised mean of its units' (one without units is encoded).
-            fresh_units = [r for r in fresh if r.meta["kind"] == "unit"]
-            unit_sums: dict[str, np.ndarray] = {}
-            has_units = {r.meta["chunk_id"] for r in fresh_units}
-            to_encode = fresh_units + [r for r in fresh if r.meta["kind"] != "unit" and r.id not in has_units]
-            passages = [r for r in fresh if r.meta["kind"] != "unit" and r.id in has_units]
-            if progress:
-                progress(0, len(to_encode), "embedding")
-            for i in range(0, len(to_encode), _ADD_BATCH):
-                batch = to_encode[i : i + _ADD_BATCH]
-
-                def step(n: int) -> None:
-                    nonlocal done
-                    done += n
-                    if progress:
-                        progress(done, len(to_encode), "embedding")
-
-                vectors = embed_for_index(embeddings, [r.embed for r in batch], progress=step)
-                for r, v in zip(batch, vectors):
-                    if r.meta["kind"] == "unit":
-                        key = r.meta["chunk_id"]
-                        unit_sums[key] = unit_sums.get(key, 0.0) + np.asarray(v, dtype=np.float64)
-                col.add(
-                    ids=[r.id for r in batch],
-                    embeddings=vectors,
-                    documents=[r.text for r in batch],
-                    metadatas=[r.meta for r in batch],
-                )
-                # the vectors as the store keeps them (it normalises them: the last bit can move)
-                batch_units = [r.id for r in batch if r.meta["kind"] == "unit"]
-                stored = col.get(ids=batch_units, include=["embeddings"]) if batch_units else {"ids": [], "embeddings": []}
-                for i, v in zip(stored["ids"], stored["embeddings"]):
-                    if unit_vecs is None:
-                        unit_vecs = np.zeros((len(unit_records), len(v)), dtype=np.float32)
-                    unit_vecs[unit_pos[i]] = np.asarray(v, dtype=np.float32)
-            for i in range(0, len(passages), _ADD_BATCH):
-                batch = passages[i : i + _ADD_BATCH]
-                vectors = []
-                for r in batch:
-                    mean = unit_sums[r.id]
-                    vectors.append((mean / max(float(np.linalg.norm(mean)), 1e-12)).tolist())
-                col.add(
-                    ids=[r.id for r in batch],
-                    embeddings=vectors,
-                    documents=[r.text for r in batch],
-                    metadatas=[r.meta for r in batch],
-                )
-            if col.count() != len(records):
-                raise IndexDamaged(
-                    "The new index did not hold every passage; the previous index is still in use. "
-                    "Run `pht-assistant index --rebuild`."
-                )
-            documents = {d.id: {} for d in corpus.documents}
-            staged_meta = IndexMeta(
-                schema=SCHEMA, model=model, corpus_version=corpus.version, generation=generation,
-                collection=collection, chunks=len(all_chunks), records=len(records), built_at="",
-                documents=documents,
-            )
-            if progress:
-                progress(len(to_encode), len(to_encode), "preparing")
-            # what readers map instead of reading the store (assistant.index.derived)
-            previous = derived.open_checked(data_dir / meta.generation, meta) if meta else None
-            unit_vecs = _unchanged_vectors(unit_vecs, unit_records, {r.id for r in fresh}, col, previous)
-            # the sentences in the order the store keeps them: those kept from the previous
-            # generation in their order, then the new ones in the order they were added
-            fresh_ids = {r.id for r in fresh}
-            if meta is None:
-                kept: list[str] = []
-            elif previous is not None:
-                kept = [i for i in derived.store_order(previous) if i in unit_pos and i not in fresh_ids]
-            else:
-                kept = [i for i in get_all(col, {"kind": "unit"}, [])["ids"] if i not in fresh_ids]
-            order = [unit_pos[i] for i in kept] + [unit_pos[r.id] for r in fresh_units]
-            unit_records = [unit_records[i] for i in order]
-            unit_vecs = unit_vecs[order] if len(order) else unit_vecs
-            reading_order = {d.id: i for i, d in enumerate(corpus.documents)}
-            derived.write(
-                staging,
-                derived.derive(
-                    sorted(all_chunks, key=lambda c: (reading_order.get(c.doc_id, len(reading_order)), c.start)),
-                    [r.id for r in unit_records],
-                    [unit_from_record(r.text, r.meta) for r in unit_records],
-                    unit_vecs,
-                    np.array([r.meta["source"] for r in unit_records]),
-                ),
-                derived.identity_of(staged_meta),
-            )
+            staged = _StagedChanges(col, records, embeddings, progress, say)
+            staged.apply()
+            staged_meta = _meta_for(corpus, model, generation, collection, len(all_chunks), len(records), "")
+            _write_derived(staging, data_dir, meta, staged_meta, all_chunks, staged, col, corpus)
         except BaseException:
             with contextlib.suppress(Exception):
                 client.close()
@@ -478,50 +271,198 @@ def build_index(
             raise
         client.close()
 
-        _write_meta(
-            data_dir,
-            IndexMeta(
-                schema=SCHEMA,
-                model=model,
-                corpus_version=corpus.version,
-                generation=generation,
-                collection=collection,
-                chunks=len(all_chunks),
-                records=len(records),
-                built_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                documents={
-                    d.id: {
-                        "title": d.entry.title,
-                        "version": d.version,
-                        "file": d.entry.file,
-                        "origin": d.entry.origin,
-                        "added": d.entry.added,
-                        "reviewed_by": d.entry.reviewed_by,
-                        "sections": [{"id": s.id, "title": s.title} for s in d.sections],
-                    }
-                    for d in corpus.documents
-                },
-            ),
-        )
+        built_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        _write_meta(data_dir, _meta_for(corpus, model, generation, collection, len(all_chunks), len(records), built_at))
         remove_unused(data_dir, keep={generation})  # the previous one stays while a reader holds it
-        return BuildReport(
-            chunks=len(all_chunks),
-            records=len(records),
-            added=len(fresh),
-            removed=len(stale),
-            unchanged=len(records) - len(fresh),
-            corpus_version=corpus.version,
-            model=model,
+        return report(
+            added=len(staged.fresh),
+            removed=len(staged.stale),
+            unchanged=len(records) - len(staged.fresh),
             changed=True,
-            seconds=time.perf_counter() - began,
             rebuilt_because=reason,
-            encoded=len(to_encode),
-            encoder=str(getattr(embeddings, "index_encoder", "")) if to_encode else "",
+            encoded=len(staged.to_encode),
+            encoder=str(getattr(embeddings, "index_encoder", "")) if staged.to_encode else "",
         )
+
+
+def _usable_meta(
+    data_dir: Path, model: str, collection: str, rebuild: bool, say: Callable[[str], None]
+) -> tuple[IndexMeta | None, str]:
+    """The index record to build on, or ``None`` to build from scratch, and why from scratch.
+
+    Also removes the generations no reader uses (older ones, and what killed builds left).
+    """
+    reason = ""
+    try:
+        meta = read_meta(data_dir)
+    except IndexDamaged:
+        meta, reason = None, "The previous index record was damaged; building the index again."
+    removed = remove_unused(data_dir, keep={meta.generation if meta else None})
+    if removed:
+        say(f"Removed {len(removed)} index folder(s) no reader uses: {', '.join(removed)}.")
+    if meta and meta.model != model:
+        reason = f"The index was built with {meta.model}; rebuilding it for {model}."
+        meta = None
+    elif meta and meta.collection != collection:
+        meta = None
+    elif meta and not (data_dir / meta.generation).is_dir():
+        reason = "The index folder was missing; building the index again."
+        meta = None
+    if rebuild and meta:
+        reason = reason or "Rebuilding the index from scratch, as asked."
+        meta = None
+    if reason:
+        say(reason)
+    return meta, reason
+
+
+def _meta_for(
+    corpus: Corpus, model: str, generation: str, collection: str, chunks: int, records: int, built_at: str
+) -> IndexMeta:
+    """The index record of a generation built from ``corpus`` (``built_at`` empty while staged)."""
+    return IndexMeta(
+        schema=SCHEMA,
+        model=model,
+        corpus_version=corpus.version,
+        generation=generation,
+        collection=collection,
+        chunks=chunks,
+        records=records,
+        built_at=built_at,
+        documents={
+            d.id: {
+                "title": d.entry.title,
+                "version": d.version,
+                "file": d.entry.file,
+                "origin": d.entry.origin,
+                "added": d.entry.added,
+                "reviewed_by": d.entry.reviewed_by,
+                "sections": [{"id": s.id, "title": s.title} for s in d.sections],
+            }
+            for d in corpus.documents
+        },
+    )
+
+
+class _StagedChanges:
+    """The records a build adds to and removes from the staged copy of the store, and every
+    sentence's vector as the store keeps it (for the derived arrays).
+
+    Dense search runs over sentence units, so only they go through the encoder; a passage's vector
+    is the normalised mean of its units' (a passage without units is encoded itself).
+    """
+
+    def __init__(
+        self, col: Any, records: dict[str, IndexRecord], embeddings: Any, progress: Progress | None,
+        say: Callable[[str], None],
+    ) -> None:
+        self.col, self.embeddings, self.progress, self.say = col, embeddings, progress, say
+        self.total = len(records)
+        existing = set(col.get(include=[])["ids"])
+        self.stale = sorted(existing - records.keys())
+        self.fresh = [records[i] for i in records if i not in existing]
+        self.fresh_ids = {r.id for r in self.fresh}
+        self.fresh_units = [r for r in self.fresh if r.meta["kind"] == "unit"]
+        has_units = {r.meta["chunk_id"] for r in self.fresh_units}
+        self.to_encode = self.fresh_units + [
+            r for r in self.fresh if r.meta["kind"] != "unit" and r.id not in has_units
+        ]
+        self.passages = [r for r in self.fresh if r.meta["kind"] != "unit" and r.id in has_units]
+        self.unit_records = [r for r in records.values() if r.meta["kind"] == "unit"]
+        self.unit_pos = {r.id: i for i, r in enumerate(self.unit_records)}
+        self.unit_vecs: np.ndarray | None = None  # filled as the new sentences are stored
+        self._unit_sums: dict[str, np.ndarray] = {}
+        self._done = 0
+
+    def apply(self) -> None:
+        """Remove the stale records, encode and add the new ones, then the passages' means."""
+        for i in range(0, len(self.stale), _ADD_BATCH):
+            self.col.delete(ids=self.stale[i : i + _ADD_BATCH])
+        if self.fresh and hasattr(self.embeddings, "warm_up"):
+            if not getattr(self.embeddings, "is_loaded", True):
+                self.say("Loading the embedding model (takes a few seconds, once per process).")
+            self.embeddings.warm_up()  # load the model before the progress bar starts
+            getattr(self.embeddings, "index_encoder", None)  # and the index encoder (made once per machine)
+        self._report()
+        for i in range(0, len(self.to_encode), _ADD_BATCH):
+            self._encode(self.to_encode[i : i + _ADD_BATCH])
+        for i in range(0, len(self.passages), _ADD_BATCH):
+            batch = self.passages[i : i + _ADD_BATCH]
+            means = [self._unit_sums[r.id] for r in batch]
+            self._add(batch, [(m / max(float(np.linalg.norm(m)), 1e-12)).tolist() for m in means])
+        if self.col.count() != self.total:
+            raise IndexDamaged(
+                "The new index did not hold every passage; the previous index is still in use. "
+                "Run `pht-assistant index --rebuild`."
+            )
+
+    def _report(self, n: int = 0) -> None:
+        self._done += n
+        if self.progress:
+            self.progress(self._done, len(self.to_encode), "embedding")
+
+    def _encode(self, batch: list[IndexRecord]) -> None:
+        vectors = embed_for_index(self.embeddings, [r.embed for r in batch], progress=self._report)
+        for r, v in zip(batch, vectors):
+            if r.meta["kind"] == "unit":
+                key = r.meta["chunk_id"]
+                self._unit_sums[key] = self._unit_sums.get(key, 0.0) + np.asarray(v, dtype=np.float64)
+        self._add(batch, vectors)
+        # the vectors as the store keeps them (it normalises them: the last bit can move)
+        units = [r.id for r in batch if r.meta["kind"] == "unit"]
+        stored = self.col.get(ids=units, include=["embeddings"]) if units else {"ids": [], "embeddings": []}
+        for i, v in zip(stored["ids"], stored["embeddings"]):
+            if self.unit_vecs is None:
+                self.unit_vecs = np.zeros((len(self.unit_records), len(v)), dtype=np.float32)
+            self.unit_vecs[self.unit_pos[i]] = np.asarray(v, dtype=np.float32)
+
+    def _add(self, batch: list[IndexRecord], vectors: list[list[float]]) -> None:
+        self.col.add(
+            ids=[r.id for r in batch],
+            embeddings=vectors,
+            documents=[r.text for r in batch],
+            metadatas=[r.meta for r in batch],
+        )
+
+
+def _write_derived(
+    staging: Path, data_dir: Path, meta: IndexMeta | None, staged_meta: IndexMeta, all_chunks: list[Chunk],
+    staged: _StagedChanges, col: Any, corpus: Corpus,
+) -> None:
+    """What readers map instead of reading the store (:mod:`assistant.index.derived`), written
+    into the staged generation; unchanged sentences' vectors come from the previous one."""
+    if staged.progress:
+        staged.progress(len(staged.to_encode), len(staged.to_encode), "preparing")
+    previous = derived.open_checked(data_dir / meta.generation, meta) if meta else None
+    unit_records = staged.unit_records
+    vecs = _unchanged_vectors(staged.unit_vecs, unit_records, staged.fresh_ids, col, previous)
+    # the sentences in the order the store keeps them: those kept from the previous generation in
+    # their order, then the new ones in the order they were added
+    if meta is None:
+        kept: list[str] = []
+    elif previous is not None:
+        kept = [i for i in derived.store_order(previous) if i in staged.unit_pos and i not in staged.fresh_ids]
+    else:
+        kept = [i for i in get_all(col, {"kind": "unit"}, [])["ids"] if i not in staged.fresh_ids]
+    order = [staged.unit_pos[i] for i in kept] + [staged.unit_pos[r.id] for r in staged.fresh_units]
+    unit_records = [unit_records[i] for i in order]
+    vecs = vecs[order] if len(order) else vecs
+    reading_order = {d.id: i for i, d in enumerate(corpus.documents)}
+    derived.write(
+        staging,
+        derived.derive(
+            sorted(all_chunks, key=lambda c: (reading_order.get(c.doc_id, len(reading_order)), c.start)),
+            [r.id for r in unit_records],
+            [unit_from_record(r.text, r.meta) for r in unit_records],
+            vecs,
+            np.array([r.meta["source"] for r in unit_records]),
+        ),
+        derived.identity_of(staged_meta),
+    )
 
 
 def _unchanged_vectors(
-    vecs: np.ndarray | None, unit_records: list[_Record], fresh: set[str], col: Any, old: Any,
+    vecs: np.ndarray | None, unit_records: list[IndexRecord], fresh: set[str], col: Any, old: Any,
 ) -> np.ndarray:
     """``vecs`` with the rows of sentences that were not encoded in this build filled in: from
     the previous generation's derived arrays when they are whole, else read from the store."""

@@ -31,6 +31,7 @@ import numpy as np
 
 from assistant.corpus.parse import Chunk, Unit
 from assistant.errors import AssistantError, StoreUnavailable
+from assistant.index.records import PAGE, chunk_from_record, get_all, unit_from_record
 
 log = logging.getLogger("assistant.index.store")
 
@@ -338,24 +339,6 @@ def _only(got: dict[str, list], documents: set[str]) -> dict[str, list]:
     return {key: [values[i] for i in rows] for key, values in got.items()}
 
 
-PAGE = 5000  # ids per read or delete: well under SQLite's 32,766 values per statement
-
-
-def get_all(collection: Any, where: dict[str, Any], include: list[str], page: int = PAGE) -> dict[str, list]:
-    """Every record matching ``where``, read in pages: Chroma turns one large read into a statement
-    with a value per record, and SQLite refuses more than 32,766 of them ("too many SQL variables")."""
-    out: dict[str, list] = {"ids": [], **{key: [] for key in include}}
-    offset = 0
-    while True:
-        got = collection.get(where=where, include=include, limit=page, offset=offset)
-        out["ids"].extend(got["ids"])
-        for key in include:
-            out[key].extend(got[key] if got[key] is not None else [])
-        if len(got["ids"]) < page:
-            return out
-        offset += page
-
-
 def present_ids(collection: Any, ids: list[str], page: int = PAGE) -> set[str]:
     """Which of ``ids`` the collection holds, asked a page at a time."""
     found: set[str] = set()
@@ -382,8 +365,6 @@ class CollectionIndex:
         """``order``: the documents to read, in their order; records of any other document in the
         collection (an approval that did not finish, say) are left out, and so are the passages in
         ``held_back`` (flagged, not confirmed by the reviewer) with their sentences."""
-        from assistant.index.embedded import chunk_from_record, unit_from_record
-
         self._collection = collection
         with guarded():
             chunks = get_all(collection, {"kind": "chunk"}, ["documents", "metadatas"])

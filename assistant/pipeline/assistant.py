@@ -27,7 +27,7 @@ from typing import Any
 from assistant.answer import Answer, Citation, Delta, Done, Started, Status
 from assistant.contracts import StreamingComposer, model_id_of, warm_up
 from assistant.pipeline.context import Context
-from assistant.pipeline.flow import Flow, Stages, Turn
+from assistant.pipeline.flow import Flow, Turn
 from assistant.pipeline.validate import validate_history, validate_question
 from assistant.settings import Settings, get_settings
 

@@ -30,7 +30,7 @@ from functools import lru_cache
 import numpy as np
 
 from assistant.contracts import Passage, Query
-from assistant.corpus.parse import INTRO, OUTRO, Chunk, Unit
+from assistant.corpus.parse import Chunk, Unit, outside_sections
 from assistant.index.embedded import ChromaIndex
 from assistant.retrieval.lexical import Speller, clippings, known_form
 from assistant.retrieval.prepare import HUB_NEIGHBOURS, HUB_SAMPLE, Bm25Scores, TermSets, hubness, lexical_arrays
@@ -125,10 +125,10 @@ class HybridRetriever:
         self._by_doc: dict[str, list[Chunk]] = {}
         for c in self._chunks:
             self._by_doc.setdefault(c.doc_id, []).append(c)
-        headed = {d for d, cs in self._by_doc.items() if any(not _outside(c) for c in cs)}
+        headed = {d for d, cs in self._by_doc.items() if any(not outside_sections(c) for c in cs)}
         # framing text: a document's introduction or closing paragraph, beside its headed
         # sections (a document without headings is all intro, and that is its content)
-        self._framing = [_outside(c) and c.doc_id in headed for c in self._chunks]
+        self._framing = [outside_sections(c) and c.doc_id in headed for c in self._chunks]
         lexical = lexical_arrays([words(f"{c.section_title} {c.text}") for c in self._chunks], terms_of)
         self._vocabulary = lexical["vocabulary"]
         self._speller = _speller_from_counts(lexical["speller_counts"])
@@ -324,11 +324,6 @@ class _Lexical:
 
     def get_scores(self, terms: list[str]) -> np.ndarray:
         return self._scores.get_scores(terms, self._position)
-
-
-def _outside(chunk: Chunk) -> bool:
-    """The chunk lies outside every headed section: the parser's introduction or closing text."""
-    return (chunk.section_id, chunk.section_title) in (INTRO, OUTRO)
 
 
 def _top(scores: np.ndarray, keep: np.ndarray, k: int) -> np.ndarray:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 from api_server import Server, free_port, serve
-from reliability.faults import copy_data, figure, is_error, open_fds, wait_for
+from reliability.faults import copy_data, figure, open_fds, wait_for
 from reliability.flood import Flood
 
 from assistant import SAFETY_NOTICE
