@@ -142,7 +142,7 @@ class Settings(BaseSettings):
         "(or `$XDG_CACHE_HOME/pht-assistant`).",
     )
     encoder_threads: int = Field(
-        default=0, ge=0, description="Batches the ONNX encoder runs at once; 0: the usable cores, at most 4."
+        default=0, ge=0, description="Batches the ONNX encoder runs at once (and batches of questions asked together); 0: the usable cores, at most 4."
     )
     policy_dir: Path | None = Field(
         default=None,
