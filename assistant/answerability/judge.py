@@ -364,7 +364,7 @@ def _names(missing: list[Mention], text: str) -> str:
 
 _SUBJECTS = {"i": "you", "we": "you", "me": "you", "my": "your", "myself": "yourself", "our": "your", "am": "are"}
 _INVERTED = re.compile(
-    r"(?i)^(?P<wh>how (?:long|often|many(?: more)?(?: [a-z]+)?|much(?: [a-z]+)?|heavy|far|hard|soon|quickly|fast|frequently|regularly)|when)"
+    r"(?i)^(?P<wh>how (?:long|often|(?:many|much)(?: more)?(?: [a-z]+){0,4}?|heavy|far|hard|soon|quickly|fast|frequently|regularly)|when)"
     r"\s+(?P<aux>do|does|did|should|can|could|will|would|is|are|am|must|shall|might)\s+(?P<rest>.+)$"
 )
 
@@ -380,11 +380,15 @@ def indirect(clause: str, kind_phrase: str = "", mentions: list[Mention] | None 
     'how heavy they should be'
     >>> indirect("how many miles a week is safe with pht?")
     'how many miles a week is safe with pht'
+    >>> indirect("how many reps of bridges should i do")
+    'how many reps of bridges to do'
     """
     q = re.sub(r"^(?:and|but|so|ok|okay|also|then|right|hi|hello)[,\s]+", "", clause.strip(), flags=re.I)
     q = re.sub(r"\s*\?+\s*$", "", q).strip()
     q = re.sub(r"(?i)^(how often|how many times)\s+(?:a|per|each)\s+(?:day|week|month)\b", r"\1", q)
     m = _INVERTED.match(q)
+    if m and m.group("aux").lower() in {"is", "are", "am"} and len(m.group("wh").split()) > 3:
+        m = None  # "how many miles a week is safe": the long "how many" phrase is the subject, not inverted
     if m:
         wh, aux, rest = m.group("wh").lower(), m.group("aux").lower(), m.group("rest")
         parts = rest.split(" ", 1)
