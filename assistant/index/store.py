@@ -358,14 +358,13 @@ def delete_where(collection: Any, where: dict[str, Any], page: int = PAGE) -> in
 class CollectionIndex:
     """Read access to one collection of passages and sentences, shaped as the retriever expects.
 
-    Everything but the vector query is read once, when the object is made.
+    Everything is read once, when the object is made; the vector query then runs in memory.
     """
 
     def __init__(self, collection: Any, *, order: list[str] | None = None, held_back: set[str] = frozenset()) -> None:
         """``order``: the documents to read, in their order; records of any other document in the
         collection (an approval that did not finish, say) are left out, and so are the passages in
         ``held_back`` (flagged, not confirmed by the reviewer) with their sentences."""
-        self._collection = collection
         with guarded():
             chunks = get_all(collection, {"kind": "chunk"}, ["documents", "metadatas"])
             units = get_all(collection, {"kind": "unit"}, ["documents", "metadatas", "embeddings"])
@@ -373,13 +372,9 @@ class CollectionIndex:
             keep = set(order)
             chunks = _only(chunks, keep)
             units = _only(units, keep)
-            self._documents: set[str] | None = keep
-        else:
-            self._documents = None
-        self._held_back = set(held_back)
-        if self._held_back:
-            chunks = _without(chunks, self._held_back, ids=True)
-            units = _without(units, self._held_back, ids=False)
+        if held_back:
+            chunks = _without(chunks, set(held_back), ids=True)
+            units = _without(units, set(held_back), ids=False)
         rank = {d: i for i, d in enumerate(order or [])}
         self._chunks = sorted(
             (chunk_from_record(d, m) for d, m in zip(chunks["documents"], chunks["metadatas"])),
@@ -399,8 +394,8 @@ class CollectionIndex:
             unit = unit_from_record(doc, meta)
             self._unit_list.append(unit)
             self._units.setdefault(meta["chunk_id"], []).append((unit, vec))
-        norms = np.linalg.norm(self._unit_vectors, axis=1, keepdims=True) if len(self._unit_ids) else None
-        self._normed = self._unit_vectors / np.where(norms > 0, norms, 1.0) if norms is not None else None
+        if len(self._unit_ids):  # unit length (Chroma keeps them so; made sure): dot product = cosine
+            self._unit_vectors /= np.maximum(np.linalg.norm(self._unit_vectors, axis=1, keepdims=True), 1e-12)
         for value in self._units.values():
             value.sort(key=lambda uv: uv[0].start)
 
@@ -424,16 +419,13 @@ class CollectionIndex:
         sentences (a long list of notes, say) can hide the one sentence that answers from an HNSW
         graph, and the vectors are in memory anyway.
         """
-        n = len(self._unit_ids)
-        if n == 0 or self._normed is None:
+        from assistant.index.derived import exact_nearest
+
+        if len(self._unit_ids) == 0:
             return []
-        k = max(1, min(k, n))
         q = np.asarray(vector, dtype=np.float32)
-        norm = float(np.linalg.norm(q))
-        sims = self._normed @ (q / norm if norm > 0 else q)
-        top = np.argpartition(-sims, k - 1)[:k] if k < n else np.arange(n)
-        top = top[np.lexsort((top, -sims[top]))]
-        return [(self._unit_list[i], float(sims[i])) for i in top.tolist()]
+        rows, sims = exact_nearest(self._unit_vectors, q / max(float(np.linalg.norm(q)), 1e-12), max(1, k))
+        return [(self._unit_list[i], float(s)) for i, s in zip(rows.tolist(), sims.tolist())]
 
 
 # -- the shared corpus index on a Chroma server ------------------------------------------------------
