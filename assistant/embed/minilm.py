@@ -177,7 +177,7 @@ class QueryBatcher:
         self._cond = threading.Condition()
         self._queue: list[_Slot] = []
         self._running = 0
-        self.batches = 0  # batches run, and questions in them (for the benchmark's report)
+        self.batches = 0  # batches run, and the questions in them (how well questions share runs)
         self.questions = 0
 
     def __call__(self, text: str) -> list[float]:
@@ -212,7 +212,8 @@ class QueryBatcher:
             self.questions += len(batch)
             for i, s in enumerate(batch):
                 if error is None:
-                    s.vector = [float(x) for x in vectors[i]] if isinstance(vectors[i], list) else vectors[i].tolist()
+                    row = vectors[i]
+                    s.vector = row.tolist() if hasattr(row, "tolist") else [float(x) for x in row]
                 s.error, s.done = error, True
             self._cond.notify_all()
 
@@ -369,7 +370,7 @@ class MiniLMEmbeddings:
             runners = int(getattr(model, "workers", 0) or 1)
             with self._cache_lock:
                 if self._batcher is None:
-                    self._batcher = QueryBatcher(lambda texts: self._encode(texts), runners, most=ONNX_MAX_BATCH)
+                    self._batcher = QueryBatcher(self._encode, runners, most=ONNX_MAX_BATCH)
         return self._batcher
 
     def embed_query(self, text: str) -> list[float]:
