@@ -11,7 +11,7 @@ import chromadb
 import numpy as np
 
 from assistant.clinics.documents import document_chunks, parse_upload
-from assistant.index.embedded import index_records
+from assistant.index.records import index_records
 from assistant.index.store import CollectionIndex
 
 DIM = 32

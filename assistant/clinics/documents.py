@@ -407,7 +407,7 @@ class ClinicLibrary:
         at a time, then record the approval in the job's commit. Stopped (``Cancelled``) or failed
         before the commit, it takes back the records it added and records nothing."""
         from assistant.contracts import embed_for_index
-        from assistant.index.embedded import index_records
+        from assistant.index.records import index_records
         from assistant.index.store import guarded, present_ids
 
         clinic_id, doc_id = job["clinic_id"], job["document_id"]

@@ -40,7 +40,7 @@ from assistant.contracts import embed_for_index, model_id_of
 from assistant.corpus.parse import Chunk, Corpus, Unit, load_corpus
 from assistant.errors import DataFolderError, IndexBusy, IndexDamaged, IndexMissing
 from assistant.index.generations import GenerationGone, ReaderLease, remove_unused
-from assistant.index.records import IndexRecord, chunk_from_record, get_all, index_records, unit_from_record  # noqa: F401 - re-exported
+from assistant.index.records import IndexRecord, chunk_from_record, get_all, index_records, unit_from_record
 
 META_NAME = "index.json"
 DOCUMENTS_NAME = "documents.json"
