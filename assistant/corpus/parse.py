@@ -126,6 +126,14 @@ def outside_sections(chunk: Chunk) -> bool:
     return (chunk.section_id, chunk.section_title) in (INTRO, OUTRO)
 
 
+def framing(chunks: list[Chunk]) -> list[bool]:
+    """For each chunk, whether it is framing text: its document's introduction or closing
+    paragraph, in a document that also has headed sections (a document of one plain text has no
+    framing: all of it is content)."""
+    headed = {c.doc_id for c in chunks if not outside_sections(c)}
+    return [outside_sections(c) and c.doc_id in headed for c in chunks]
+
+
 def chunk_units(chunk: Chunk) -> list[Unit]:
     r"""The units of a passage, with offsets in the source file.
 

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from assistant.corpus.parse import Chunk, Unit, outside_sections
+from assistant.corpus.parse import Chunk, Unit, framing
 
 FOLDER = "derived"
 MANIFEST = "manifest.json"
@@ -165,9 +165,7 @@ def derive(
     arrays["doc_keys"] = np.array(doc_keys, dtype=np.int64)
     arrays["doc_rows"] = np.argsort(doc_pos, kind="stable").astype(np.int64)
     arrays["doc_ptr"] = doc_ptr
-    # framing text: a document's introduction or closing paragraph beside its headed sections
-    headed = {c.doc_id for c in chunks if not outside_sections(c)}
-    arrays["framing"] = np.array([outside_sections(c) and c.doc_id in headed for c in chunks], dtype=bool)
+    arrays["framing"] = np.array(framing(chunks), dtype=bool)
 
     say("lexical index")
     chunk_words = [words(f"{c.section_title} {c.text}") for c in chunks]

@@ -30,7 +30,7 @@ from functools import lru_cache
 import numpy as np
 
 from assistant.contracts import Passage, Query
-from assistant.corpus.parse import Chunk, Unit, outside_sections
+from assistant.corpus.parse import Chunk, Unit, framing
 from assistant.index.embedded import ChromaIndex
 from assistant.retrieval.lexical import Speller, clippings, known_form
 from assistant.retrieval.prepare import HUB_NEIGHBOURS, HUB_SAMPLE, Bm25Scores, TermSets, hubness, lexical_arrays
@@ -125,10 +125,7 @@ class HybridRetriever:
         self._by_doc: dict[str, list[Chunk]] = {}
         for c in self._chunks:
             self._by_doc.setdefault(c.doc_id, []).append(c)
-        headed = {d for d, cs in self._by_doc.items() if any(not outside_sections(c) for c in cs)}
-        # framing text: a document's introduction or closing paragraph, beside its headed
-        # sections (a document without headings is all intro, and that is its content)
-        self._framing = [outside_sections(c) and c.doc_id in headed for c in self._chunks]
+        self._framing = framing(self._chunks)
         lexical = lexical_arrays([words(f"{c.section_title} {c.text}") for c in self._chunks], terms_of)
         self._vocabulary = lexical["vocabulary"]
         self._speller = _speller_from_counts(lexical["speller_counts"])
