@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -303,20 +303,27 @@ class _Words:
 
     set: frozenset[str]
     flat: tuple[str, ...]
+    # n -> every run of n words of ``flat``, made on first use (a sentence is asked about many phrases)
+    runs: dict[int, frozenset[tuple[str, ...]]] = field(default_factory=dict, compare=False, hash=False, repr=False)
 
     @staticmethod
     @lru_cache(maxsize=8192)
     def of(keys: tuple[str, ...]) -> "_Words":
         return _Words(frozenset(keys), tuple(k for k in keys if k not in STOPWORDS))
 
+    def runs_of(self, n: int) -> frozenset[tuple[str, ...]]:
+        found = self.runs.get(n)
+        if found is None:  # two threads may both make it: the same set either way
+            found = self.runs[n] = frozenset(self.flat[i : i + n] for i in range(len(self.flat) - n + 1))
+        return found
+
 
 def _in(words: _Words, phrases: tuple[tuple[str, ...], ...]) -> bool:
     for content in phrases:
-        n = len(content)
-        if n == 1:
+        if len(content) == 1:
             if content[0] in words.set:
                 return True
-        elif any(words.flat[i : i + n] == content for i in range(len(words.flat) - n + 1)):
+        elif tuple(content) in words.runs_of(len(content)):
             return True
     return False
 
