@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from assistant import policy
 from assistant.errors import PolicyInvalid
-from assistant.safety.text import affirmed, affirmed_anywhere, clauses, hypothetical, normalise, resolved
+from assistant.safety.text import affirmed, affirmed_anywhere, clauses, compiled, hypothetical, normalise, resolved
 
 _TERM = re.compile(r"\{([a-z_]+)\}")
 
@@ -136,7 +136,7 @@ class Rules:
         for decision in self.decisions:
             for pattern in decision.patterns:
                 for clause in parts:
-                    m = re.search(pattern, clause)
+                    m = compiled(pattern).search(clause)
                     if m and not resolved(clause, m.group(0)) and not hypothetical(clause, m.start()):
                         return decision, m.group(0)
         return None

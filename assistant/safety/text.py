@@ -317,13 +317,28 @@ def resolved(clause: str, matched: str) -> bool:
     return resolved and not current  # "hasn't gone away" is not resolved; "never came back" is not current
 
 
+_DENIAL_JUST_BEFORE = re.compile(r"(n't|\bnot|\bnever|\bno)\s+(\w+\s+)?$")
+
+
 def _denied_before(text: str, start: int) -> bool:
-    return bool(re.search(r"(n't|\bnot|\bnever|\bno)\s+(\w+\s+)?$", text[max(0, start - 16) : start]))
+    return bool(_DENIAL_JUST_BEFORE.search(text[max(0, start - 16) : start]))
+
+
+_COMPILED: dict[str, re.Pattern[str]] = {}
+
+
+def compiled(pattern: str) -> re.Pattern[str]:
+    """``pattern`` compiled, kept for the process: triage tries every rule's patterns on every
+    clause of every message (re's own cache costs more per lookup and holds only 512)."""
+    rx = _COMPILED.get(pattern)
+    if rx is None:
+        rx = _COMPILED[pattern] = re.compile(pattern)
+    return rx
 
 
 def affirmed(pattern: str, clause: str) -> str:
     """The matched words if ``pattern`` matches ``clause`` as something the person has now."""
-    for m in re.finditer(pattern, clause):
+    for m in compiled(pattern).finditer(clause):
         if hypothetical(clause, m.start()):
             continue
         before, after = clause[: m.start()], clause[m.end() :]
