@@ -21,6 +21,7 @@ import hashlib
 import re
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from assistant.errors import CorpusError
@@ -82,7 +83,7 @@ class Chunk:
     def source(self) -> str:
         return f"{self.doc_id}#{self.section_id}"
 
-    @property
+    @cached_property  # worked out once per chunk (retrieval and the judge ask for it often)
     def id(self) -> str:
         """Hash of the chunk's content and position: the same text in the same place keeps its id."""
         key = "\x1f".join(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from assistant.retrieval.lexical import expand, family
+from assistant.retrieval.lexical import clippings, expand, family
 from assistant.retrieval.vocabulary import vocabulary
 
 STOPWORDS = frozenset(
@@ -56,7 +56,8 @@ def words(text: str) -> list[str]:
 def stems(tokens: list[str]) -> list[str]:
     """Index keys of words: clippings expanded (:mod:`assistant.retrieval.lexical`), British -ise
     folded, Snowball stems joined into word families ("runner" and "running")."""
-    tokens = [_BRITISH_IZE.sub(r"\1iz\2", expand(w)) for w in tokens]
+    clipped = clippings()  # looked up once per call, not per word
+    tokens = [_BRITISH_IZE.sub(r"\1iz\2", clipped.get(w, w)) for w in tokens]
     return [family(w) for w in _stemmer().stemWords(tokens)]
 
 
