@@ -686,7 +686,7 @@ def bench_api(work: Path, project_index: Path, per_client: int) -> dict[str, Any
 
         def client(c: int) -> None:
             for i in range(per_client):
-                q = QUESTIONS[(c * 7 + i) % len(QUESTIONS)][0] + f" (client {c}, {i})"
+                q = api_question(c, i)
                 t = time.perf_counter()
                 try:
                     code = post(q)
@@ -702,6 +702,7 @@ def bench_api(work: Path, project_index: Path, per_client: int) -> dict[str, Any
 
         bg = Background()
         server_cpu = cpu_seconds(server.pid)
+        client_cpu = time.process_time()  # the 16 clients are threads of this process
         t = time.perf_counter()
         threads = [threading.Thread(target=client, args=(c,)) for c in range(API_CLIENTS)]
         for th in threads:
@@ -710,10 +711,14 @@ def bench_api(work: Path, project_index: Path, per_client: int) -> dict[str, Any
             th.join()
         wall = time.perf_counter() - t
         server_cpu = cpu_seconds(server.pid) - server_cpu
+        client_cpu = time.process_time() - client_cpu
         return {"clients": API_CLIENTS, "requests": len(latencies), "errors": len(errors),
                 "error_kinds": sorted(set(errors)), "seconds": round(wall, 2),
                 "per_s": round(len(latencies) / wall, 1), "latency_ms": summary(latencies),
                 "server_cpu_s_per_answer": round(server_cpu / max(1, len(latencies)), 4),
+                # the load generator shares the machine's cores with the server
+                "client_cpu_s_per_request": round(client_cpu / max(1, len(latencies)), 4),
+                "server_cores": round(server_cpu / wall, 2), "client_cores": round(client_cpu / wall, 2),
                 "background_cores": bg.cores(also_ours=server_cpu)}
     finally:
         server.terminate()
@@ -1146,7 +1151,8 @@ def build_report(r: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             lines.append(f"API (`pht-assistant serve`, POST /v1/ask, {api['clients']} concurrent clients, {api['requests']} requests "
                          f"per round, {len(api['ratios'])} rounds, medians): {api['per_s']} answers/s, {api['errors']} errors, "
                          f"p50 {f_ms(api['latency_ms']['p50'])}, p95 {f_ms(api['latency_ms']['p95'])}, server CPU "
-                         f"{api['server_cpu_s_per_answer'] * 1000:.1f} ms per answer; the encoder alone, measured before each "
+                         f"{api['server_cpu_s_per_answer'] * 1000:.1f} ms per answer (the clients, on the same cores: "
+                         f"{api.get('client_cpu_s_per_request', 0) * 1000:.1f} ms per request); the encoder alone on the same questions, measured before each "
                          f"round: {api['encoder_single_query_per_s']} queries/s single-threaded, so the API reaches {share:.0%} "
                          f"of it (rounds: {each}).")
             worst = min(api["ratios"]) if api["ratios"] else None
@@ -1242,11 +1248,18 @@ def only_scale(sizes: list[int], passes: int, fresh: bool, runs: int = 3, prepar
     return 0
 
 
-def single_query_rate(emb: Any, seconds: float = 3.0) -> float:
-    """The encoder's single-query rate: distinct questions encoded one after another, one thread."""
+def api_question(client: int, i: int) -> str:
+    """The ``i``-th question API client ``client`` sends (each distinct: no cache answers it)."""
+    return QUESTIONS[(client * 7 + i) % len(QUESTIONS)][0] + f" (client {client}, {i})"
+
+
+def single_query_rate(emb: Any, per_client: int, seconds: float = 3.0) -> float:
+    """The encoder's single-query rate on the round's own questions (the texts the API is sent,
+    so both sides of the ratio encode the same tokens): one after another, one thread."""
+    texts = [api_question(c, i) for i in range(per_client) for c in range(API_CLIENTS)]
     n, t = 0, time.perf_counter()
     while time.perf_counter() - t < seconds:
-        emb._encode([f"{QUESTIONS[n % len(QUESTIONS)][0]} #{n}"])
+        emb._encode([texts[n % len(texts)]])
         n += 1
     return n / (time.perf_counter() - t)
 
@@ -1257,7 +1270,7 @@ def api_rounds(work: Path, project_index: Path, emb: Any, per_client: int, round
     it; the figures are the rounds' medians (one round of a few seconds moves by 20% or more)."""
     done = []
     for i in range(max(1, rounds)):
-        rate = single_query_rate(emb)
+        rate = single_query_rate(emb, per_client)
         round_dir = work / f"api-round-{i}"
         round_dir.mkdir()
         log(f"API round {i + 1}/{rounds}: encoder {rate:.1f} queries/s; load {os.getloadavg()[0]:.2f}")
@@ -1278,6 +1291,7 @@ def api_rounds(work: Path, project_index: Path, emb: Any, per_client: int, round
             "encoder_single_query_per_s": med([r["encoder_single_query_per_s"] for r in ok]),
             "ratio": round(statistics.median(r["ratio"] for r in ok), 2), "ratios": [r["ratio"] for r in ok], "latency_ms": lat,
             "server_cpu_s_per_answer": round(statistics.median(r["server_cpu_s_per_answer"] for r in ok), 4),
+            "client_cpu_s_per_request": round(statistics.median(r["client_cpu_s_per_request"] for r in ok), 4),
             "background_cores": max((r.get("background_cores") or 0.0) for r in ok)}
 
 
