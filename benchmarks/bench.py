@@ -136,20 +136,30 @@ class Background:
     """How many cores other processes kept busy while a phase ran (from /proc/stat, Linux only).
 
     The machine's busy time minus this process's and its children's CPU time, over wall time.
+    That includes the time the hypervisor ran something else on our virtual cores ("steal",
+    :meth:`stolen`): on a shared host it rises when both cores are wanted at once.
     """
 
     def __init__(self) -> None:
         self.start = self._sample()
 
     @staticmethod
-    def _sample() -> tuple[float, float, float] | None:
+    def _sample() -> tuple[float, float, float, float] | None:
         try:
             fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
         except (OSError, ValueError, IndexError):
             return None
-        busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
+        busy = (sum(fields[:8]) - fields[3] - fields[4]) / tick
         own = sum(os.times()[:4])
-        return busy, own, time.perf_counter()
+        return busy, own, time.perf_counter(), fields[7] / tick
+
+    def stolen(self) -> float | None:
+        """Cores the hypervisor withheld since the start (part of :meth:`cores`)."""
+        end = self._sample()
+        if self.start is None or end is None or end[2] <= self.start[2]:
+            return None
+        return round((end[3] - self.start[3]) / (end[2] - self.start[2]), 2)
 
     def cores(self, also_ours: float = 0.0) -> float | None:
         """``also_ours``: CPU seconds of our own processes not yet waited for (a server)."""
@@ -719,7 +729,7 @@ def bench_api(work: Path, project_index: Path, per_client: int) -> dict[str, Any
                 # the load generator shares the machine's cores with the server
                 "client_cpu_s_per_request": round(client_cpu / max(1, len(latencies)), 4),
                 "server_cores": round(server_cpu / wall, 2), "client_cores": round(client_cpu / wall, 2),
-                "background_cores": bg.cores(also_ours=server_cpu)}
+                "background_cores": bg.cores(also_ours=server_cpu), "steal_cores": bg.stolen()}
     finally:
         server.terminate()
         try:
@@ -1147,7 +1157,8 @@ def build_report(r: dict[str, Any]) -> tuple[str, dict[str, Any]]:
             targets["API >= 80% of encoder rate in every round, 0 errors"] = {"met": None}
         else:
             share = api["ratio"]
-            each = ", ".join(f"{v:.0%}" for v in api["ratios"])
+            steal = api.get("steal_cores") or [None] * len(api["ratios"])
+            each = ", ".join(f"{v:.0%}" + (f" (steal {st:.2f} cores)" if st else "") for v, st in zip(api["ratios"], steal))
             lines.append(f"API (`pht-assistant serve`, POST /v1/ask, {api['clients']} concurrent clients, {api['requests']} requests "
                          f"per round, {len(api['ratios'])} rounds, medians): {api['per_s']} answers/s, {api['errors']} errors, "
                          f"p50 {f_ms(api['latency_ms']['p50'])}, p95 {f_ms(api['latency_ms']['p95'])}, server CPU "
@@ -1270,12 +1281,15 @@ def api_rounds(work: Path, project_index: Path, emb: Any, per_client: int, round
     it; the figures are the rounds' medians (one round of a few seconds moves by 20% or more)."""
     done = []
     for i in range(max(1, rounds)):
+        bg = Background()
         rate = single_query_rate(emb, per_client)
+        encoder_steal = bg.stolen()
         round_dir = work / f"api-round-{i}"
         round_dir.mkdir()
         log(f"API round {i + 1}/{rounds}: encoder {rate:.1f} queries/s; load {os.getloadavg()[0]:.2f}")
         api = bench_api(round_dir, project_index, per_client)
         api["encoder_single_query_per_s"] = round(rate, 1)
+        api["encoder_steal_cores"] = encoder_steal
         api["ratio"] = ratio(api.get("per_s"), rate)
         api["loadavg"] = [round(v, 2) for v in os.getloadavg()]
         done.append(api)
@@ -1292,7 +1306,8 @@ def api_rounds(work: Path, project_index: Path, emb: Any, per_client: int, round
             "ratio": round(statistics.median(r["ratio"] for r in ok), 2), "ratios": [r["ratio"] for r in ok], "latency_ms": lat,
             "server_cpu_s_per_answer": round(statistics.median(r["server_cpu_s_per_answer"] for r in ok), 4),
             "client_cpu_s_per_request": round(statistics.median(r["client_cpu_s_per_request"] for r in ok), 4),
-            "background_cores": max((r.get("background_cores") or 0.0) for r in ok)}
+            "background_cores": max((r.get("background_cores") or 0.0) for r in ok),
+            "steal_cores": [r.get("steal_cores") for r in ok]}
 
 
 def only_api(per_client: int, repeat: int) -> int:
