@@ -209,7 +209,7 @@ def _validated(model: type[_Entry], rows: Any, file: str, key: str, terms: dict[
             raise PolicyInvalid(f"{label}: {field}: {first['msg']}") from None
         for field, pattern in _patterns_of(entry):
             try:
-                re.compile(pattern)
+                compiled(pattern)  # the one compile triage uses later
             except re.error as exc:
                 raise PolicyInvalid(f"{label}: {field}: not a valid regular expression ({exc})") from None
         out.append(entry)
